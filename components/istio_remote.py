@@ -1,0 +1,60 @@
+"""IstioRemote: a remote cluster of the primary's control plane (no istiod of its own)."""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+import pulumi
+
+from components import istio_values as iv
+from components.k8s_objects import istio_release, namespace
+
+
+class IstioRemoteArgs(TypedDict):
+    version: pulumi.Input[str]
+    """Istio chart version; must match the primary's."""
+    cluster: str
+    """Istio cluster name of this remote (multiCluster.clusterName)."""
+    control_plane_cluster: str
+    """Istio cluster name of the primary that runs istiod."""
+    mesh_id: str
+    """Mesh ID shared with the primary."""
+    network: str
+    """Istio network name shared with the primary."""
+    remote_pilot_address: pulumi.Input[str]
+    """The primary's east-west gateway address, where istiod is reached."""
+
+
+class IstioRemote(pulumi.ComponentResource):
+    apps_namespace: str
+    """Namespace of the apps, sidecar injection on."""
+
+    def __init__(self, name: str, args: IstioRemoteArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("meshburst:istio:IstioRemote", name, None, opts)
+        version = args["version"]
+
+        def after(*deps: pulumi.Resource) -> pulumi.ResourceOptions:
+            return pulumi.ResourceOptions(parent=self, depends_on=list(deps))
+
+        system_ns = namespace(
+            f"{name}-istio-system",
+            iv.ISTIO_NAMESPACE,
+            after(),
+            labels={"topology.istio.io/network": args["network"]},
+            annotations={"topology.istio.io/controlPlaneClusters": args["control_plane_cluster"]},
+        )
+        self.base = istio_release(
+            f"{name}-base", "istio-base", "base", version, iv.base_values(remote=True), after(system_ns)
+        )
+        istiod = istio_release(
+            f"{name}-istiod",
+            "istiod",
+            "istiod",
+            version,
+            iv.istiod_remote_values(args["cluster"], args["mesh_id"], args["network"], args["remote_pilot_address"]),
+            after(self.base),
+        )
+        apps_ns = namespace(f"{name}-apps-namespace", iv.APPS_NAMESPACE, after(istiod), labels=iv.apps_namespace_labels())
+        self.apps_namespace = iv.APPS_NAMESPACE
+        self.ready: list[pulumi.Resource] = [apps_ns]
+        self.register_outputs({"appsNamespace": self.apps_namespace})

@@ -1,0 +1,74 @@
+"""Small shared helpers that turn plain object dicts (built by pure functions) into Pulumi resources."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.istio_values import ISTIO_CHART_REPO
+
+
+def custom_resource(name: str, obj: Mapping[str, Any], opts: pulumi.ResourceOptions) -> k8s.apiextensions.CustomResource:
+    """Register one Istio (or other CRD) object given as a full manifest dict."""
+    return k8s.apiextensions.CustomResource(
+        name,
+        api_version=obj["apiVersion"],
+        kind=obj["kind"],
+        metadata=obj["metadata"],
+        spec=obj["spec"],
+        opts=opts,
+    )
+
+
+def namespace(
+    name: str, namespace_name: str, opts: pulumi.ResourceOptions, labels: Mapping[str, str] | None = None,
+    annotations: Mapping[str, pulumi.Input[str]] | None = None,
+) -> k8s.core.v1.Namespace:
+    """A namespace with a fixed name (not auto-named), so charts and apps can refer to it."""
+    return k8s.core.v1.Namespace(
+        name,
+        metadata=k8s.meta.v1.ObjectMetaArgs(name=namespace_name, labels=labels, annotations=annotations),
+        opts=opts,
+    )
+
+
+def istio_release(
+    name: str,
+    release_name: str,
+    chart: str,
+    version: pulumi.Input[str],
+    values: Mapping[str, Any],
+    opts: pulumi.ResourceOptions,
+    namespace_name: str = "istio-system",
+) -> k8s.helm.v3.Release:
+    """A Helm release of one of Istio's official charts at the pinned version."""
+    return k8s.helm.v3.Release(
+        name,
+        name=release_name,
+        chart=chart,
+        version=version,
+        namespace=namespace_name,
+        repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=ISTIO_CHART_REPO),
+        values=dict(values),
+        # Wait for every object to be ready: later releases and CRs rely on CRDs and webhooks being live.
+        skip_await=False,
+        timeout=900,
+        opts=opts,
+    )
+
+
+def load_balancer_ip(name: str, service_id: str, opts: pulumi.ResourceOptions) -> pulumi.Output[str]:
+    """Read a LoadBalancer Service the charts created and return its first ingress IP."""
+    service = k8s.core.v1.Service.get(name, service_id, opts=opts)
+    return service.status.apply(lambda status: _first_ingress_ip(service_id, status))
+
+
+def _first_ingress_ip(service_id: str, status: Any) -> str:
+    ingress: Sequence[Any] = (status.load_balancer.ingress if status and status.load_balancer else None) or []
+    ips = [entry.ip for entry in ingress if entry.ip]
+    if not ips:
+        raise ValueError(f"Service {service_id} has no load balancer IP yet; run `pulumi up` again in a minute")
+    return ips[0]

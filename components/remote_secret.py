@@ -1,0 +1,87 @@
+"""RemoteSecret: lets istiod in the primary watch a remote cluster's API server with a read-only token."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any, TypedDict
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.istio_values import ISTIO_NAMESPACE
+from components.kubeconfig import token_kubeconfig
+
+# Created by the `base` chart (enableReaderRBAC) with read-only cluster access for istiod.
+READER_SERVICE_ACCOUNT = "istio-reader-service-account"
+
+
+def remote_secret_name(cluster: str) -> str:
+    return f"istio-remote-secret-{cluster}"
+
+
+def remote_secret_metadata(cluster: str) -> dict[str, Any]:
+    """Metadata istiod looks for: the multiCluster label, and the cluster the kubeconfig is for."""
+    return {
+        "name": remote_secret_name(cluster),
+        "namespace": ISTIO_NAMESPACE,
+        "labels": {"istio/multiCluster": "true"},
+        "annotations": {"networking.istio.io/cluster": cluster},
+    }
+
+
+def decode_token(data: dict[str, str] | None, secret: str) -> str:
+    """The token the Kubernetes token controller put into a service-account-token Secret."""
+    encoded = (data or {}).get("token")
+    if not encoded:
+        raise ValueError(f"Secret {secret} has no token yet: the token controller did not fill it")
+    return base64.b64decode(encoded).decode()
+
+
+class RemoteSecretArgs(TypedDict):
+    cluster: str
+    """Istio cluster name of the remote (burst)."""
+    endpoint: pulumi.Input[str]
+    """The remote's API server address."""
+    ca_certificate: pulumi.Input[str]
+    """The remote's CA certificate (base64)."""
+    remote_provider: k8s.Provider
+    """Provider of the remote cluster, where the token is minted."""
+    primary_provider: k8s.Provider
+    """Provider of the primary cluster, where istiod reads the secret."""
+    reader_ready: pulumi.Resource
+    """The remote release that creates the reader service account."""
+
+
+class RemoteSecret(pulumi.ComponentResource):
+    kubeconfig: pulumi.Output[str]
+    """Token kubeconfig istiod uses for the remote (secret)."""
+
+    def __init__(self, name: str, args: RemoteSecretArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("meshburst:istio:RemoteSecret", name, None, opts)
+        cluster = args["cluster"]
+        token_secret_name = f"{READER_SERVICE_ACCOUNT}-token"
+        token_secret = k8s.core.v1.Secret(
+            f"{name}-reader-token",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=token_secret_name,
+                namespace=ISTIO_NAMESPACE,
+                annotations={"kubernetes.io/service-account.name": READER_SERVICE_ACCOUNT},
+            ),
+            type="kubernetes.io/service-account-token",
+            opts=pulumi.ResourceOptions(
+                parent=self, provider=args["remote_provider"], depends_on=[args["reader_ready"]]
+            ),
+        )
+        token = pulumi.Output.secret(token_secret.data.apply(lambda data: decode_token(data, token_secret_name)))
+        self.kubeconfig = pulumi.Output.secret(
+            pulumi.Output.all(args["endpoint"], args["ca_certificate"], token).apply(
+                lambda parts: token_kubeconfig(cluster, *parts)
+            )
+        )
+        k8s.core.v1.Secret(
+            f"{name}-secret",
+            metadata=remote_secret_metadata(cluster),
+            string_data={cluster: self.kubeconfig},
+            opts=pulumi.ResourceOptions(parent=self, provider=args["primary_provider"]),
+        )
+        self.register_outputs({"kubeconfig": self.kubeconfig})

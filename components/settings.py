@@ -1,0 +1,301 @@
+"""Stack configuration, read in one place and validated before any resource is registered.
+
+`parse_settings` is pure (a mapping of raw config strings in, a frozen `Settings` out) so tests can
+drive every bad value directly; `load_settings` is the thin adapter over `pulumi.Config`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import pulumi
+
+PROJECT = "meshburst"
+ROLES = ("primary", "burst")
+BURST_MODES = ("manual", "auto")
+# Images the primary stack runs; `images` config must name all of them when it names any.
+IMAGE_NAMES = ("shark-v1", "shark-v2", "worker", "frontend", "burstwatch")
+ADDON_DEFAULTS: Mapping[str, bool] = {"prometheus": True, "grafana": False, "kiali": False}
+
+# Every key the program reads, by its full name, with its default (None: required or derived).
+DEFAULTS: Mapping[str, str | None] = {
+    "meshburst:role": None,
+    "gcp:project": None,
+    "gcp:zone": "us-west1-a",
+    "meshburst:network": "default",
+    "meshburst:machineType": "n1-standard-2",
+    "meshburst:diskSizeGb": "100",
+    "meshburst:nodeCount": "4",
+    "meshburst:minNodes": "1",
+    "meshburst:maxNodes": "5",
+    "meshburst:istioVersion": "1.30.3",
+    "meshburst:meshId": "mesh1",
+    "meshburst:meshNetwork": "network1",
+    "meshburst:canaryWeight": "20",
+    "meshburst:burstWeight": "0",
+    "meshburst:burstMode": "manual",
+    "meshburst:burstHighRps": "15",
+    "meshburst:burstLowRps": "10",
+    "meshburst:primaryStack": "organization/meshburst/primary",
+    "meshburst:images": None,
+    "meshburst:addons": None,
+    "meshburst:deletionProtection": "false",
+}
+
+_ZONE = re.compile(r"^[a-z]+-[a-z]+[0-9]+-[a-z]$")
+_GCP_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+_PROJECT_ID = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")
+_MACHINE_TYPE = re.compile(r"^[a-z][a-z0-9]*-[a-z0-9-]+$")
+_VERSION = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.]+)?$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_STACK_REF = re.compile(r"^([A-Za-z0-9_.-]+/){0,2}[A-Za-z0-9_.-]+$")
+_WHOLE = re.compile(r"^[+-]?[0-9]+$")
+
+T = TypeVar("T")
+
+
+class ConfigError(pulumi.RunError):
+    """Bad stack configuration. A RunError, so Pulumi prints the message without a traceback."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"meshburst: invalid stack configuration, nothing was changed:\n{lines}")
+
+
+@dataclass(frozen=True)
+class Addons:
+    prometheus: bool = True
+    grafana: bool = False
+    kiali: bool = False
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the program needs from config, typed and validated."""
+
+    role: str
+    project: str
+    zone: str
+    network: str
+    machine_type: str
+    disk_size_gb: int
+    node_count: int
+    min_nodes: int
+    max_nodes: int
+    istio_version: str
+    mesh_id: str
+    mesh_network: str
+    canary_weight: int
+    burst_weight: int
+    burst_mode: str
+    burst_high_rps: float
+    burst_low_rps: float
+    primary_stack: str
+    images: Mapping[str, str] | None
+    addons: Addons = field(default_factory=Addons)
+    deletion_protection: bool = False
+
+    @property
+    def region(self) -> str:
+        """The zone's region (us-west1-a -> us-west1), where regional resources live."""
+        return self.zone.rsplit("-", 1)[0]
+
+    @property
+    def cluster_name(self) -> str:
+        """Istio's name for this stack's cluster: the role itself."""
+        return self.role
+
+
+def _short(key: str) -> str:
+    return key.split(":", 1)[1] if key.startswith("meshburst:") else key
+
+
+def _fix_hint(key: str) -> str:
+    return f"set it with `pulumi config set {_short(key)} <value>`"
+
+
+class _Reader:
+    """Reads raw config strings, collecting every problem instead of stopping at the first."""
+
+    def __init__(self, raw: Mapping[str, str | None]) -> None:
+        self.raw = raw
+        self.problems: list[str] = []
+
+    def _value(self, key: str) -> str | None:
+        value = self.raw.get(key)
+        return DEFAULTS[key] if value is None else value
+
+    def _bad(self, key: str, value: object, allowed: str) -> None:
+        self.problems.append(f"{key} = {value!r} is not allowed: expected {allowed}; {_fix_hint(key)}")
+
+    def _parse(self, key: str, allowed: str, convert: Callable[[str], T | None], fallback: T) -> T:
+        value = self._value(key)
+        if value is None:
+            self.problems.append(f"{key} is required but not set: expected {allowed}; {_fix_hint(key)}")
+            return fallback
+        result = convert(value.strip()) if value.strip() else None
+        if result is None:
+            self._bad(key, value, allowed)
+            return fallback
+        return result
+
+    def integer(self, key: str, low: int, high: int) -> int:
+        def convert(text: str) -> int | None:
+            if not _WHOLE.match(text):
+                return None
+            number = int(text)
+            return number if low <= number <= high else None
+
+        return self._parse(key, f"a whole number from {low} to {high}", convert, low)
+
+    def number(self, key: str) -> float:
+        def convert(text: str) -> float | None:
+            try:
+                number = float(text)
+            except ValueError:
+                return None
+            return number if math.isfinite(number) and number > 0 else None
+
+        return self._parse(key, "a number greater than 0", convert, 1.0)
+
+    def choice(self, key: str, allowed: tuple[str, ...]) -> str:
+        return self._parse(key, " or ".join(allowed), lambda t: t if t in allowed else None, allowed[0])
+
+    def matching(self, key: str, pattern: re.Pattern[str], allowed: str) -> str:
+        return self._parse(key, allowed, lambda t: t if pattern.match(t) else None, "")
+
+    def boolean(self, key: str) -> bool:
+        table = {"true": True, "false": False}
+        return self._parse(key, "true or false", lambda t: table.get(t.lower()), False)
+
+    def json_object(self, key: str) -> dict[str, Any] | None:
+        value = self._value(key)
+        if value is None:
+            return None
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            self._bad(key, value, "a JSON object (set it with `pulumi config set --path`)")
+            return None
+        return parsed
+
+
+def _parse_images(reader: _Reader, key: str) -> Mapping[str, str] | None:
+    images = reader.json_object(key)
+    if images is None:
+        return None
+    unknown = sorted(set(images) - set(IMAGE_NAMES))
+    missing = [name for name in IMAGE_NAMES if name not in images]
+    empty = sorted(k for k, v in images.items() if k in IMAGE_NAMES and not (isinstance(v, str) and v.strip()))
+    if unknown or missing or empty:
+        details = "; ".join(
+            part
+            for part in (
+                f"unknown names {unknown}" if unknown else "",
+                f"missing {missing}" if missing else "",
+                f"not an image reference: {empty}" if empty else "",
+            )
+            if part
+        )
+        reader._bad(key, images, f"an image reference for each of {list(IMAGE_NAMES)} ({details})")
+        return None
+    return {name: images[name].strip() for name in IMAGE_NAMES}
+
+
+def _parse_addons(reader: _Reader, key: str) -> Addons:
+    given = reader.json_object(key) or {}
+    unknown = sorted(set(given) - set(ADDON_DEFAULTS))
+    not_bool = sorted(k for k, v in given.items() if k in ADDON_DEFAULTS and not isinstance(v, bool))
+    if unknown or not_bool:
+        reader._bad(key, given, f"an object of true/false flags for {list(ADDON_DEFAULTS)}")
+        return Addons()
+    return Addons(**{**ADDON_DEFAULTS, **given})
+
+
+def _role(raw: Mapping[str, str | None], stack: str, reader: _Reader) -> str:
+    if raw.get("meshburst:role") is None and stack in ROLES:
+        return stack
+    if raw.get("meshburst:role") is None:
+        reader.problems.append(
+            f"meshburst:role is not set and the stack name {stack!r} is not one of {list(ROLES)}: "
+            "set it with `pulumi config set role primary` (or burst)"
+        )
+        return ROLES[0]
+    return reader.choice("meshburst:role", ROLES)
+
+
+def parse_settings(raw: Mapping[str, str | None], stack: str) -> Settings:
+    """Turn raw config strings (full key -> value or None) into Settings, or raise ConfigError."""
+    unknown_keys = sorted(set(raw) - set(DEFAULTS))
+    if unknown_keys:
+        raise ValueError(f"parse_settings got keys it does not know: {unknown_keys}")
+    r = _Reader(raw)
+    role = _role(raw, stack, r)
+    settings = Settings(
+        role=role,
+        project=r.matching("gcp:project", _PROJECT_ID, "a GCP project ID such as my-project-123"),
+        zone=r.matching("gcp:zone", _ZONE, "a GCP zone such as us-west1-a"),
+        network=r.matching("meshburst:network", _GCP_NAME, "a VPC network name (lowercase letters, digits, -)"),
+        machine_type=r.matching("meshburst:machineType", _MACHINE_TYPE, "a machine type such as n1-standard-2"),
+        disk_size_gb=r.integer("meshburst:diskSizeGb", 10, 2000),
+        node_count=r.integer("meshburst:nodeCount", 1, 100),
+        min_nodes=r.integer("meshburst:minNodes", 0, 100),
+        max_nodes=r.integer("meshburst:maxNodes", 1, 100),
+        istio_version=r.matching("meshburst:istioVersion", _VERSION, "a version such as 1.30.3"),
+        mesh_id=r.matching("meshburst:meshId", _DNS_LABEL, "a lowercase DNS label such as mesh1"),
+        mesh_network=r.matching("meshburst:meshNetwork", _DNS_LABEL, "a lowercase DNS label such as network1"),
+        canary_weight=r.integer("meshburst:canaryWeight", 0, 100),
+        burst_weight=r.integer("meshburst:burstWeight", 0, 100),
+        burst_mode=r.choice("meshburst:burstMode", BURST_MODES),
+        burst_high_rps=r.number("meshburst:burstHighRps"),
+        burst_low_rps=r.number("meshburst:burstLowRps"),
+        primary_stack=r.matching(
+            "meshburst:primaryStack", _STACK_REF, "a stack reference such as organization/meshburst/primary"
+        ),
+        images=_parse_images(r, "meshburst:images"),
+        addons=_parse_addons(r, "meshburst:addons"),
+        deletion_protection=r.boolean("meshburst:deletionProtection"),
+    )
+    _check_relations(settings, r)
+    if r.problems:
+        raise ConfigError(r.problems)
+    return settings
+
+
+def _check_relations(s: Settings, r: _Reader) -> None:
+    """Rules that tie two keys together; only meaningful when each key parsed on its own."""
+    failed = " ".join(r.problems)
+    if "minNodes" not in failed and "maxNodes" not in failed and s.min_nodes > s.max_nodes:
+        r.problems.append(
+            f"meshburst:minNodes = {s.min_nodes} is greater than meshburst:maxNodes = {s.max_nodes}: "
+            "expected 0 <= minNodes <= maxNodes <= 100"
+        )
+    if "Rps" not in failed and s.burst_low_rps >= s.burst_high_rps:
+        r.problems.append(
+            f"meshburst:burstLowRps = {s.burst_low_rps:g} is not below meshburst:burstHighRps = "
+            f"{s.burst_high_rps:g}: expected 0 < burstLowRps < burstHighRps"
+        )
+    if s.burst_mode == "auto" and not s.addons.prometheus:
+        r.problems.append(
+            "meshburst:burstMode = 'auto' needs Prometheus, but meshburst:addons turns prometheus off: "
+            "set `pulumi config set --path addons.prometheus true` or `pulumi config set burstMode manual`"
+        )
+
+
+def load_settings() -> Settings:
+    """Read the stack's config through pulumi.Config and validate it."""
+    configs: dict[str, pulumi.Config] = {}
+    raw: dict[str, str | None] = {}
+    for key in DEFAULTS:
+        namespace, name = key.split(":", 1)
+        config = configs.setdefault(namespace, pulumi.Config(namespace))
+        raw[key] = config.get(name)
+    return parse_settings(raw, pulumi.get_stack())

@@ -1,0 +1,51 @@
+"""The primary half: its cluster, the Istio control plane and the apps that live there."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+
+from components.gke_cluster import GkeCluster
+from components.istio_control_plane import IstioControlPlane
+from components.settings import Settings
+
+
+def build_primary(settings: Settings) -> dict[str, Any]:
+    """Register the primary stack's resources and return its outputs (see DESIGN.md, outputs contract)."""
+    cluster = GkeCluster(
+        settings.cluster_name,
+        {
+            "project": settings.project,
+            "zone": settings.zone,
+            "network": settings.network,
+            "machine_type": settings.machine_type,
+            "disk_size_gb": settings.disk_size_gb,
+            "deletion_protection": settings.deletion_protection,
+            "node_count": settings.node_count,
+        },
+    )
+    in_cluster = pulumi.ResourceOptions(providers={"kubernetes": cluster.provider})
+    mesh = IstioControlPlane(
+        "istio",
+        {
+            "version": settings.istio_version,
+            "cluster": settings.cluster_name,
+            "mesh_id": settings.mesh_id,
+            "network": settings.mesh_network,
+        },
+        opts=in_cluster,
+    )
+    return {
+        "clusterName": cluster.cluster_name,
+        "zone": settings.zone,
+        "kubeconfig": cluster.kubeconfig,
+        "podCidr": cluster.pod_cidr,
+        "nodeTag": cluster.node_tag,
+        "network": settings.network,
+        "istiodAddress": mesh.istiod_address,
+        "ingressIp": mesh.ingress_ip,
+        "istioVersion": settings.istio_version,
+        "meshId": settings.mesh_id,
+        "meshNetwork": settings.mesh_network,
+    }
