@@ -42,7 +42,9 @@ class IstioControlPlane(pulumi.ComponentResource):
             after(),
             labels={"topology.istio.io/network": args["network"]},
         )
-        base = istio_release(f"{name}-base", "istio-base", "base", version, iv.base_values(remote=False), after(system_ns))
+        base = istio_release(
+            f"{name}-base", "istio-base", "base", version, iv.base_values(remote=False), after(system_ns)
+        )
         istiod = istio_release(
             f"{name}-istiod",
             "istiod",
@@ -66,7 +68,9 @@ class IstioControlPlane(pulumi.ComponentResource):
         for obj in iv.expose_istiod_objects():
             custom_resource(f"{name}-{obj['metadata']['name']}", obj, after(base, eastwest))
 
-        apps_ns = namespace(f"{name}-apps-namespace", iv.APPS_NAMESPACE, after(istiod), labels=iv.apps_namespace_labels())
+        apps_ns = namespace(
+            f"{name}-apps-namespace", iv.APPS_NAMESPACE, after(istiod), labels=iv.apps_namespace_labels()
+        )
 
         self.istiod_address = load_balancer_ip(
             f"{name}-eastwest-service", f"{iv.ISTIO_NAMESPACE}/{iv.EASTWEST_GATEWAY}", after(eastwest)

@@ -54,7 +54,9 @@ class IstioRemote(pulumi.ComponentResource):
             iv.istiod_remote_values(args["cluster"], args["mesh_id"], args["network"], args["remote_pilot_address"]),
             after(self.base),
         )
-        apps_ns = namespace(f"{name}-apps-namespace", iv.APPS_NAMESPACE, after(istiod), labels=iv.apps_namespace_labels())
+        apps_ns = namespace(
+            f"{name}-apps-namespace", iv.APPS_NAMESPACE, after(istiod), labels=iv.apps_namespace_labels()
+        )
         self.apps_namespace = iv.APPS_NAMESPACE
         self.ready: list[pulumi.Resource] = [apps_ns]
         self.register_outputs({"appsNamespace": self.apps_namespace})

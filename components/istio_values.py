@@ -15,6 +15,10 @@ ISTIOD_HOST = f"istiod.{ISTIO_NAMESPACE}.svc.cluster.local"
 # Ports a remote cluster needs on the primary: xDS/CA (15012) and the injection/validation webhook (15017).
 ISTIOD_XDS_PORT = 15012
 ISTIOD_WEBHOOK_PORT = 15017
+# The ingress gateway serves the shark site on 80 and the Hashr frontend on its own port, so neither
+# app's routes can shadow the other's.
+SHARK_PORT = 80
+HASHR_PORT = 8080
 
 
 def base_values(remote: bool) -> dict[str, Any]:
@@ -51,10 +55,17 @@ def istiod_remote_values(
 
 def ingress_gateway_values() -> dict[str, Any]:
     """The public ingress gateway, selected by `istio: ingressgateway` in app Gateways."""
+    # The chart's port list is replaced, not merged, so its defaults (15021, 80, 443) are repeated here.
+    ports = [
+        {"name": "status-port", "port": 15021, "protocol": "TCP", "targetPort": 15021},
+        {"name": "http2", "port": SHARK_PORT, "protocol": "TCP", "targetPort": 80},
+        {"name": "https", "port": 443, "protocol": "TCP", "targetPort": 443},
+        {"name": "http-hashr", "port": HASHR_PORT, "protocol": "TCP", "targetPort": HASHR_PORT},
+    ]
     return {
         "name": INGRESS_GATEWAY,
         "labels": {"app": INGRESS_GATEWAY, "istio": "ingressgateway"},
-        "service": {"type": "LoadBalancer"},
+        "service": {"type": "LoadBalancer", "ports": ports},
     }
 
 
@@ -87,7 +98,11 @@ def expose_istiod_objects() -> list[dict[str, Any]]:
         "spec": {
             "selector": {"istio": "eastwestgateway"},
             "servers": [
-                {"port": {"name": name, "number": port, "protocol": "tls"}, "tls": {"mode": "PASSTHROUGH"}, "hosts": ["*"]}
+                {
+                    "port": {"name": name, "number": port, "protocol": "tls"},
+                    "tls": {"mode": "PASSTHROUGH"},
+                    "hosts": ["*"],
+                }
                 for port, name, _ in ports
             ],
         },
@@ -114,3 +129,16 @@ def expose_istiod_objects() -> list[dict[str, Any]]:
 def apps_namespace_labels() -> dict[str, str]:
     """Labels of the apps namespace: sidecar injection on."""
     return {"istio-injection": "enabled"}
+
+
+def http_gateway(name: str, namespace: str, port: int) -> dict[str, Any]:
+    """A Gateway on the public ingress gateway for plain HTTP on one port, any host."""
+    return {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "Gateway",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "selector": {"istio": "ingressgateway"},
+            "servers": [{"port": {"number": port, "name": f"http-{port}", "protocol": "HTTP"}, "hosts": ["*"]}],
+        },
+    }

@@ -11,7 +11,9 @@ import pulumi_kubernetes as k8s
 from components.istio_values import ISTIO_CHART_REPO
 
 
-def custom_resource(name: str, obj: Mapping[str, Any], opts: pulumi.ResourceOptions) -> k8s.apiextensions.CustomResource:
+def custom_resource(
+    name: str, obj: Mapping[str, Any], opts: pulumi.ResourceOptions
+) -> k8s.apiextensions.CustomResource:
     """Register one Istio (or other CRD) object given as a full manifest dict."""
     return k8s.apiextensions.CustomResource(
         name,
@@ -24,7 +26,10 @@ def custom_resource(name: str, obj: Mapping[str, Any], opts: pulumi.ResourceOpti
 
 
 def namespace(
-    name: str, namespace_name: str, opts: pulumi.ResourceOptions, labels: Mapping[str, str] | None = None,
+    name: str,
+    namespace_name: str,
+    opts: pulumi.ResourceOptions,
+    labels: Mapping[str, str] | None = None,
     annotations: Mapping[str, pulumi.Input[str]] | None = None,
 ) -> k8s.core.v1.Namespace:
     """A namespace with a fixed name (not auto-named), so charts and apps can refer to it."""

@@ -15,11 +15,11 @@ from typing import Any, TypeVar
 
 import pulumi
 
+from components.images import IMAGE_NAMES
+
 PROJECT = "meshburst"
 ROLES = ("primary", "burst")
 BURST_MODES = ("manual", "auto")
-# Images the primary stack runs; `images` config must name all of them when it names any.
-IMAGE_NAMES = ("shark-v1", "shark-v2", "worker", "frontend", "burstwatch")
 ADDON_DEFAULTS: Mapping[str, bool] = {"prometheus": True, "grafana": False, "kiali": False}
 
 # Every key the program reads, by its full name, with its default (None: required or derived).

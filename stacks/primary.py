@@ -6,7 +6,9 @@ from typing import Any
 
 import pulumi
 
+from apps.shark.component import SharkCanary
 from components.gke_cluster import GkeCluster
+from components.image_registry import ImageRegistry
 from components.istio_control_plane import IstioControlPlane
 from components.settings import Settings
 
@@ -36,6 +38,16 @@ def build_primary(settings: Settings) -> dict[str, Any]:
         },
         opts=in_cluster,
     )
+    images = ImageRegistry(
+        "images", {"project": settings.project, "region": settings.region, "prebuilt": settings.images}
+    )
+    # Apps wait for the namespace (with injection) and the ingress gateway their Gateways bind to.
+    apps = pulumi.ResourceOptions(providers={"kubernetes": cluster.provider}, depends_on=mesh.ready)
+    SharkCanary(
+        "shark",
+        {"namespace": mesh.apps_namespace, "images": images.refs, "canary_weight": settings.canary_weight},
+        opts=apps,
+    )
     return {
         "clusterName": cluster.cluster_name,
         "zone": settings.zone,
@@ -48,4 +60,7 @@ def build_primary(settings: Settings) -> dict[str, Any]:
         "istioVersion": settings.istio_version,
         "meshId": settings.mesh_id,
         "meshNetwork": settings.mesh_network,
+        "workerImage": images.refs["worker"],
+        "sharkUrl": mesh.ingress_ip.apply(lambda ip: f"http://{ip}/"),
+        "canaryWeight": settings.canary_weight,
     }

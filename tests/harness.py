@@ -10,6 +10,7 @@ balancer IPs) with fixed fakes, so tests can assert exact values.
 from __future__ import annotations
 
 import base64
+import hashlib
 import runpy
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -98,8 +99,14 @@ class Run:
         return found[0]
 
     def k8s_objects(self) -> Iterator[Resource]:
-        return (r for r in self.resources if r.type.startswith("kubernetes:") and not r.read and "helm" not in r.type
-                and not r.type.startswith("kubernetes:pulumi"))
+        return (
+            r
+            for r in self.resources
+            if r.type.startswith("kubernetes:")
+            and not r.read
+            and "helm" not in r.type
+            and not r.type.startswith("kubernetes:pulumi")
+        )
 
     def parent_of(self, resource: Resource) -> Resource:
         return self.by_urn(resource.parent)
@@ -135,6 +142,10 @@ class FakeCloud(pulumi_mocks.Mocks):
                 "clusterIpv4Cidr": FAKE_POD_CIDRS[name],
                 "masterAuth": {**state.get("masterAuth", {}), "clusterCaCertificate": FAKE_CA},
             }
+        elif args.typ == "docker-build:index:Image":
+            # A pushed build answers with its digest; the ref pins the first tag to it.
+            digest = "sha256:" + hashlib.sha256(args.name.encode()).hexdigest()
+            state |= {"digest": digest, "ref": f"{state['tags'][0].rsplit(':', 1)[0]}@{digest}"}
         elif args.typ == "gcp:serviceaccount/account:Account":
             state["email"] = f"{state['accountId']}@{state['project']}.iam.gserviceaccount.com"
         elif args.typ == "kubernetes:core/v1:Secret" and state.get("type") == "kubernetes.io/service-account-token":
@@ -218,7 +229,7 @@ def run_stack(
     root = pulumi.runtime.settings.get_root_resource()
     try:
         _sync_await(run_pulumi_func(lambda: runpy.run_path(str(MAIN), run_name="__main__")))
-    except BaseException as error:  # noqa: BLE001 - handed to the test with what was registered
+    except BaseException as error:
         raise RunFailed(error, monitor.records) from error
     outputs: dict[str, Any] = {}
     secret_outputs_found: set[str] = set()
@@ -230,7 +241,9 @@ def run_stack(
     return Run(stack, list(monitor.records), outputs, secret_outputs_found)
 
 
-def run_both(primary_config: Mapping[str, Any] | None = None, burst_config: Mapping[str, Any] | None = None) -> tuple[Run, Run]:
+def run_both(
+    primary_config: Mapping[str, Any] | None = None, burst_config: Mapping[str, Any] | None = None
+) -> tuple[Run, Run]:
     """Run primary, then burst reading primary's real exported outputs through its StackReference."""
     primary = run_stack("primary", primary_config)
     ref = (burst_config or {}).get("primaryStack", "organization/meshburst/primary")

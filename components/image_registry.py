@@ -1,0 +1,70 @@
+"""ImageRegistry: the apps' images, either built from apps/ and pushed to Artifact Registry, or given."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import NotRequired, TypedDict
+
+import pulumi
+import pulumi_docker_build as docker_build
+import pulumi_gcp as gcp
+
+from components.images import IMAGE_SPECS, REPOSITORY_ID, image_tag
+
+# Relative to the project directory (where `pulumi` runs), so previews from any clone show the same inputs.
+APPS_DIR = Path("apps")
+
+
+class ImageRegistryArgs(TypedDict):
+    project: str
+    """GCP project of the repository."""
+    region: str
+    """Region of the repository (the clusters' region)."""
+    prebuilt: NotRequired[Mapping[str, str] | None]
+    """Image references to use instead of building; when given, nothing is built or created."""
+
+
+class ImageRegistry(pulumi.ComponentResource):
+    refs: dict[str, pulumi.Output[str]]
+    """Image name -> pullable reference (digest-pinned when built here)."""
+
+    def __init__(self, name: str, args: ImageRegistryArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("meshburst:images:ImageRegistry", name, None, opts)
+        prebuilt = args.get("prebuilt")
+        if prebuilt is not None:
+            self.refs = {spec.name: pulumi.Output.from_input(prebuilt[spec.name]) for spec in IMAGE_SPECS}
+        else:
+            self.refs = self._build(name, args["project"], args["region"])
+        self.register_outputs({"refs": self.refs})
+
+    def _build(self, name: str, project: str, region: str) -> dict[str, pulumi.Output[str]]:
+        repository = gcp.artifactregistry.Repository(
+            f"{name}-repository",
+            project=project,
+            location=region,
+            repository_id=REPOSITORY_ID,
+            format="DOCKER",
+            description="meshburst app images",
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        refs: dict[str, pulumi.Output[str]] = {}
+        for spec in IMAGE_SPECS:
+            context = APPS_DIR / spec.app
+            image = docker_build.Image(
+                f"{name}-{spec.name}",
+                context=docker_build.BuildContextArgs(location=context.as_posix()),
+                dockerfile=docker_build.DockerfileArgs(location=(context / "Dockerfile").as_posix()),
+                build_args=dict(spec.build_args),
+                # GKE nodes are amd64: explicit, so a build on an arm laptop still runs there.
+                platforms=[docker_build.Platform.LINUX_AMD64],
+                tags=[image_tag(region, project, spec.name)],
+                push=True,
+                # Previews (e.g. on pull requests) skip the build; the digest shows as known after apply.
+                build_on_preview=False,
+                # Pushing uses the host's Docker credentials: `gcloud auth configure-docker <region>-docker.pkg.dev`.
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[repository]),
+            )
+            # The digest pins what runs: a new build changes the Deployment, an unchanged one does not.
+            refs[spec.name] = image.ref
+        return refs

@@ -1,0 +1,36 @@
+"""Which images meshburst runs and how each is built from apps/ (one table, used by settings and the build)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    name: str
+    """Name in the `images` config and in the registry."""
+    app: str
+    """Folder under apps/ holding the Dockerfile and the code."""
+    build_args: Mapping[str, str] = field(default_factory=dict)
+    """Docker build arguments that select what the image runs."""
+
+
+IMAGE_SPECS: tuple[ImageSpec, ...] = (
+    ImageSpec("shark-v1", "shark", {"SHARK_VERSION": "v1"}),
+    ImageSpec("shark-v2", "shark", {"SHARK_VERSION": "v2"}),
+    ImageSpec("worker", "worker", {"SERVICE": "worker"}),
+    ImageSpec("frontend", "worker", {"SERVICE": "frontend"}),
+    ImageSpec("burstwatch", "burstwatch"),
+)
+IMAGE_NAMES: tuple[str, ...] = tuple(spec.name for spec in IMAGE_SPECS)
+REPOSITORY_ID = "meshburst"
+
+
+def registry_host(region: str) -> str:
+    return f"{region}-docker.pkg.dev"
+
+
+def image_tag(region: str, project: str, name: str, tag: str = "latest") -> str:
+    """Where an image is pushed in the project's Artifact Registry repository."""
+    return f"{registry_host(region)}/{project}/{REPOSITORY_ID}/{name}:{tag}"

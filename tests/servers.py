@@ -1,0 +1,139 @@
+"""Real servers on loopback for the app tests: uvicorn apps, Redis, Prometheus. Each stops itself."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(check, timeout: float, what: str, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if result:
+                return result
+        except Exception as error:
+            last_error = error
+        time.sleep(interval)
+    raise TimeoutError(f"{what} not ready after {timeout}s (last error: {last_error})")
+
+
+class Process:
+    """A child process whose output goes to a log file, stopped with SIGTERM (then SIGKILL)."""
+
+    def __init__(
+        self, name: str, args: list[str], log_dir: Path, env: Mapping[str, str] | None = None, cwd: Path | None = None
+    ) -> None:
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            args, stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, cwd=cwd or ROOT
+        )
+        self.returncode: int | None = None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, timeout: float = 10) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        self.returncode = self.proc.returncode
+        return self.returncode
+
+
+def stopped_cleanly(process: Process) -> bool:
+    """uvicorn finished its graceful shutdown (it re-raises SIGTERM afterwards, so -15 is a clean exit too)."""
+    code = process.stop()
+    return code in (0, -signal.SIGTERM) and "Application shutdown complete." in process.log()
+
+
+class UvicornApp(Process):
+    """An ASGI app from apps/ served by uvicorn, exactly as its Dockerfile runs it."""
+
+    def __init__(
+        self,
+        name: str,
+        app_dir: str,
+        target: str,
+        log_dir: Path,
+        env: Mapping[str, str] | None = None,
+        health: str = "/healthz",
+        extra_args: list[str] | None = None,
+    ) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        args = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            target,
+            "--app-dir",
+            app_dir,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--no-access-log",
+            *(extra_args or []),
+        ]
+        super().__init__(name, args, log_dir, env={"PYTHONDONTWRITEBYTECODE": "1", **(env or {})})
+        try:
+            wait_until(
+                lambda: self.alive() and httpx.get(self.url + health, timeout=1).status_code == 200,
+                20,
+                f"{name} at {self.url}",
+            )
+        except TimeoutError:
+            self.stop()
+            raise RuntimeError(f"{name} did not start:\n{self.log()}") from None
+
+
+class RedisServer(Process):
+    """Debian's redis-server on a free loopback port, no persistence."""
+
+    def __init__(self, log_dir: Path, port: int | None = None) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed: run .ci/run, or apt-get install redis-server")
+        self.port = port or free_port()
+        self.url = f"redis://127.0.0.1:{self.port}"
+        super().__init__(
+            f"redis-{self.port}",
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            log_dir,
+        )
+        wait_until(self._ping, 10, "redis-server")
+
+    def _ping(self) -> bool:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")

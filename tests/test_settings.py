@@ -1,0 +1,192 @@
+"""Config contract: defaults, types, ranges and cross-key rules, checked before any resource exists."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.settings import DEFAULTS, ConfigError, parse_settings
+from tests.harness import PROJECT_ID, RunFailed, run_stack
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def parse(stack: str = "primary", **config: str | None) -> object:
+    raw = {"gcp:project": PROJECT_ID} | {k if ":" in k else f"meshburst:{k}": v for k, v in config.items()}
+    return parse_settings(raw, stack)
+
+
+def problems(stack: str = "primary", **config: str | None) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        parse(stack, **config)
+    return caught.value.problems
+
+
+def test_defaults_follow_the_design_table():
+    s = parse()
+    assert (s.role, s.zone, s.region, s.network, s.machine_type) == (
+        "primary",
+        "us-west1-a",
+        "us-west1",
+        "default",
+        "n1-standard-2",
+    )
+    assert (s.disk_size_gb, s.node_count, s.min_nodes, s.max_nodes) == (100, 4, 1, 5)
+    assert (s.istio_version, s.mesh_id, s.mesh_network) == ("1.30.3", "mesh1", "network1")
+    assert (s.canary_weight, s.burst_weight, s.burst_mode) == (20, 0, "manual")
+    assert (s.burst_high_rps, s.burst_low_rps) == (15.0, 10.0)
+    assert s.primary_stack == "organization/meshburst/primary"
+    assert s.images is None
+    assert (s.addons.prometheus, s.addons.grafana, s.addons.kiali) == (True, False, False)
+    assert s.deletion_protection is False
+
+
+def test_settings_are_frozen():
+    s = parse()
+    with pytest.raises(AttributeError):
+        s.canary_weight = 50  # type: ignore[misc]
+
+
+def test_role_defaults_to_stack_name_and_can_be_set():
+    assert parse("burst").role == "burst"
+    assert parse("dev", role="burst").role == "burst"
+
+
+def test_role_of_a_stack_with_another_name_must_be_set():
+    [message] = problems("dev")
+    assert "meshburst:role is not set" in message and "'dev'" in message and "pulumi config set role" in message
+
+
+def test_pulumi_yaml_declares_every_key_with_the_settings_default():
+    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+    for key, default in DEFAULTS.items():
+        namespace, name = key.split(":")
+        if namespace != "meshburst" or name in ("images", "addons"):
+            continue
+        assert name in declared, f"{name} is not declared in Pulumi.yaml"
+        assert declared[name]["description"]
+        if default is not None:
+            assert str(declared[name]["default"]).lower() == default.lower(), name
+
+
+@pytest.mark.parametrize("key", ["canaryWeight", "burstWeight"])
+@pytest.mark.parametrize("bad", ["-1", "101", "abc", "20.5", ""])
+def test_bad_weight_names_key_value_and_range(key: str, bad: str):
+    [message] = problems(**{key: bad})
+    assert message.startswith(f"meshburst:{key} = {bad!r} is not allowed")
+    assert "a whole number from 0 to 100" in message
+    assert f"pulumi config set {key}" in message
+
+
+@pytest.mark.parametrize("good", ["0", "1", "50", "100", " 7 "])
+def test_good_weights_parse(good: str):
+    assert parse(canaryWeight=good).canary_weight == int(good)
+
+
+def test_min_nodes_above_max_nodes():
+    [message] = problems("burst", minNodes="4", maxNodes="2")
+    assert message == (
+        "meshburst:minNodes = 4 is greater than meshburst:maxNodes = 2: expected 0 <= minNodes <= maxNodes <= 100"
+    )
+
+
+def test_max_nodes_zero():
+    [message] = problems("burst", maxNodes="0")
+    assert "meshburst:maxNodes = '0'" in message and "from 1 to 100" in message
+
+
+def test_node_count_zero():
+    [message] = problems(nodeCount="0")
+    assert "meshburst:nodeCount = '0'" in message and "from 1 to 100" in message
+
+
+def test_unknown_role():
+    [message] = problems(role="edge")
+    assert "meshburst:role = 'edge'" in message and "primary or burst" in message
+
+
+def test_unknown_burst_mode():
+    [message] = problems(burstMode="turbo")
+    assert "meshburst:burstMode = 'turbo'" in message and "manual or auto" in message
+
+
+@pytest.mark.parametrize(("low", "high"), [("15", "15"), ("20", "15")])
+def test_low_rps_must_be_below_high_rps(low: str, high: str):
+    [message] = problems(burstLowRps=low, burstHighRps=high)
+    assert f"meshburst:burstLowRps = {float(low):g} is not below meshburst:burstHighRps = {float(high):g}" in message
+
+
+@pytest.mark.parametrize("bad", ["0", "-3", "nan", "inf", "fast"])
+def test_rps_thresholds_must_be_positive_numbers(bad: str):
+    assert any("meshburst:burstHighRps" in p and "a number greater than 0" in p for p in problems(burstHighRps=bad))
+
+
+def test_missing_project():
+    with pytest.raises(ConfigError) as caught:
+        parse_settings({}, "primary")
+    [message] = caught.value.problems
+    assert message.startswith("gcp:project is required but not set")
+    assert "pulumi config set gcp:project" in message
+
+
+@pytest.mark.parametrize("bad", ["latest", "1.30", "v1.30.3", "1.30.x"])
+def test_istio_version_must_be_a_version(bad: str):
+    [message] = problems(istioVersion=bad)
+    assert f"meshburst:istioVersion = {bad!r}" in message and "a version such as 1.30.3" in message
+
+
+def test_auto_mode_without_prometheus_is_refused():
+    [message] = problems(burstMode="auto", addons='{"prometheus": false}')
+    assert "burstMode = 'auto' needs Prometheus" in message and "addons.prometheus true" in message
+
+
+def test_addons_reject_unknown_names_and_non_booleans():
+    assert "meshburst:addons" in problems(addons='{"jaeger": true}')[0]
+    assert "meshburst:addons" in problems(addons='{"grafana": "yes"}')[0]
+    assert parse(addons='{"grafana": true}').addons.grafana is True
+
+
+def test_images_must_name_every_image():
+    [message] = problems(images='{"worker": "example/worker:1"}')
+    assert "meshburst:images" in message and "missing ['shark-v1', 'shark-v2', 'frontend', 'burstwatch']" in message
+
+
+def test_every_problem_is_reported_at_once():
+    found = problems(canaryWeight="101", burstMode="turbo", nodeCount="0")
+    assert [p.split(" ")[0] for p in found] == ["meshburst:nodeCount", "meshburst:canaryWeight", "meshburst:burstMode"]
+
+
+BAD_PROGRAM_CONFIGS = [
+    ("primary", {"canaryWeight": "-1"}, "meshburst:canaryWeight"),
+    ("primary", {"canaryWeight": "101"}, "meshburst:canaryWeight"),
+    ("primary", {"burstWeight": "abc"}, "meshburst:burstWeight"),
+    ("primary", {"burstWeight": "20.5"}, "meshburst:burstWeight"),
+    ("primary", {"canaryWeight": ""}, "meshburst:canaryWeight"),
+    ("burst", {"minNodes": "3", "maxNodes": "2"}, "meshburst:minNodes"),
+    ("burst", {"maxNodes": "0"}, "meshburst:maxNodes"),
+    ("primary", {"nodeCount": "0"}, "meshburst:nodeCount"),
+    ("primary", {"role": "edge"}, "meshburst:role"),
+    ("primary", {"burstMode": "sometimes"}, "meshburst:burstMode"),
+    ("primary", {"burstLowRps": "20"}, "meshburst:burstLowRps"),
+    ("primary", {"gcp:project": None}, "gcp:project"),
+    ("burst", {"istioVersion": "newest"}, "meshburst:istioVersion"),
+]
+
+
+@pytest.mark.parametrize(("stack", "config", "key"), BAD_PROGRAM_CONFIGS)
+def test_bad_config_stops_the_real_program_before_any_resource(stack: str, config: dict, key: str):
+    from tests.harness import base_config
+
+    full = {
+        k: v
+        for k, v in (base_config(stack) | {(k if ":" in k else f"meshburst:{k}"): v for k, v in config.items()}).items()
+        if v is not None
+    }
+    with pytest.raises(RunFailed) as caught:
+        run_stack(stack, full, replace_config=True)
+    assert isinstance(caught.value.error, ConfigError)
+    assert key in str(caught.value.error)
+    assert str(caught.value.error).startswith("meshburst: invalid stack configuration, nothing was changed")
+    assert caught.value.resources == []
