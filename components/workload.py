@@ -44,7 +44,8 @@ class WorkloadSpec:
     """HTTP path for liveness; None means a TCP check on the port."""
     ready_path: str | None = None
     """HTTP path for readiness when it differs from health_path (e.g. /readyz checks dependencies)."""
-    replicas: int = 2
+    replicas: int | None = 2
+    """None leaves the count to a HorizontalPodAutoscaler."""
     resources: Resources = field(default_factory=Resources)
     args: Sequence[str] | None = None
     run_as_user: int = APP_USER_ID
@@ -105,7 +106,7 @@ def deployment_manifest(spec: WorkloadSpec, namespace: str) -> dict[str, Any]:
     return {
         "metadata": {"name": spec.name, "namespace": namespace, "labels": dict(spec.labels)},
         "spec": {
-            "replicas": spec.replicas,
+            **({"replicas": spec.replicas} if spec.replicas is not None else {}),
             "selector": {"matchLabels": dict(spec.labels)},
             "template": {"metadata": {"labels": dict(spec.labels)}, "spec": pod_spec},
         },

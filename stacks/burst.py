@@ -7,6 +7,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from apps.worker.component import WorkerApp
 from components.gke_cluster import GkeCluster
 from components.istio_remote import IstioRemote
 from components.mesh_firewall import MeshFirewall
@@ -91,6 +92,18 @@ def build_burst(settings: Settings) -> dict[str, Any]:
             "primary_provider": primary_provider,
             "reader_ready": remote.base,
         },
+    )
+    WorkerApp(
+        "worker",
+        {
+            "cluster": settings.cluster_name,
+            "namespace": remote.apps_namespace,
+            # The primary stack built (or was given) the image; both clusters run the same worker.
+            "images": {"worker": from_primary("workerImage")},
+            "burst_weight": 0,
+            "weights_owned_by_controller": False,
+        },
+        opts=pulumi.ResourceOptions(providers={"kubernetes": cluster.provider}, depends_on=remote.ready),
     )
     return {
         "clusterName": cluster.cluster_name,

@@ -7,9 +7,11 @@ from typing import Any
 import pulumi
 
 from apps.shark.component import SharkCanary
+from apps.worker.component import WorkerApp
 from components.gke_cluster import GkeCluster
 from components.image_registry import ImageRegistry
 from components.istio_control_plane import IstioControlPlane
+from components.istio_values import HASHR_PORT
 from components.settings import Settings
 
 
@@ -48,6 +50,17 @@ def build_primary(settings: Settings) -> dict[str, Any]:
         {"namespace": mesh.apps_namespace, "images": images.refs, "canary_weight": settings.canary_weight},
         opts=apps,
     )
+    WorkerApp(
+        "worker",
+        {
+            "cluster": settings.cluster_name,
+            "namespace": mesh.apps_namespace,
+            "images": images.refs,
+            "burst_weight": settings.burst_weight,
+            "weights_owned_by_controller": settings.burst_mode == "auto",
+        },
+        opts=apps,
+    )
     return {
         "clusterName": cluster.cluster_name,
         "zone": settings.zone,
@@ -63,4 +76,6 @@ def build_primary(settings: Settings) -> dict[str, Any]:
         "workerImage": images.refs["worker"],
         "sharkUrl": mesh.ingress_ip.apply(lambda ip: f"http://{ip}/"),
         "canaryWeight": settings.canary_weight,
+        "hashrUrl": mesh.ingress_ip.apply(lambda ip: f"http://{ip}:{HASHR_PORT}/"),
+        "burstMode": settings.burst_mode,
     }

@@ -31,7 +31,9 @@ def wait_until(check, timeout: float, what: str, interval: float = 0.05):
             result = check()
             if result:
                 return result
-        except Exception as error:
+        except ProcessLookupError:
+            raise
+        except Exception as error:  # retried until the deadline, then reported
             last_error = error
         time.sleep(interval)
     raise TimeoutError(f"{what} not ready after {timeout}s (last error: {last_error})")
@@ -107,14 +109,18 @@ class UvicornApp(Process):
         ]
         super().__init__(name, args, log_dir, env={"PYTHONDONTWRITEBYTECODE": "1", **(env or {})})
         try:
-            wait_until(
-                lambda: self.alive() and httpx.get(self.url + health, timeout=1).status_code == 200,
-                20,
-                f"{name} at {self.url}",
-            )
-        except TimeoutError:
+            wait_until(self._healthy(health), 20, f"{name} at {self.url}")
+        except (TimeoutError, ProcessLookupError):
             self.stop()
             raise RuntimeError(f"{name} did not start:\n{self.log()}") from None
+
+    def _healthy(self, health: str):
+        def check() -> bool:
+            if not self.alive():
+                raise ProcessLookupError(f"{self.name} exited with {self.proc.returncode}")
+            return httpx.get(self.url + health, timeout=1).status_code == 200
+
+        return check
 
 
 class RedisServer(Process):

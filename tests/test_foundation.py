@@ -30,6 +30,8 @@ PRIMARY_OUTPUTS = {
     "workerImage",
     "sharkUrl",
     "canaryWeight",
+    "hashrUrl",
+    "burstMode",
 }
 BURST_OUTPUTS = {"clusterName", "kubeconfig", "podCidr", "nodeTag"}
 

@@ -1,0 +1,203 @@
+"""The cloud-burst app under mocks: every resource and label in both stacks, and the worker split."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.harness import Run, run_stack
+
+VS = "kubernetes:networking.istio.io/v1:VirtualService"
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+SERVICE = "kubernetes:core/v1:Service"
+
+
+def container(run: Run, name: str) -> dict:
+    return run.one(DEPLOYMENT, name).get("spec.template.spec.containers")[0]
+
+
+def env(run: Run, name: str) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in container(run, name)["env"]}
+
+
+def split(run: Run) -> dict[str, int]:
+    vs = run.one(VS, "worker-split-virtual-service")
+    [rule] = vs.get("spec.http")
+    return {r["destination"]["subset"]: r["weight"] for r in rule["route"]}
+
+
+def test_primary_runs_redis_frontend_and_worker(primary_run: Run):
+    deployments = {r.get("metadata.name"): r for r in primary_run.of_type(DEPLOYMENT)}
+    assert {"redis", "frontend", "worker"} <= set(deployments)
+    assert deployments["worker"].get("metadata.labels") == {"app": "worker", "cluster-type": "primary-cluster"}
+    assert deployments["worker"].get("spec.replicas") == 2
+    assert env(primary_run, "worker-worker") == {"CLUSTER_NAME": "primary", "REDIS_URL": "redis-cache-service:6379"}
+    assert env(primary_run, "worker-frontend") == {
+        "PROCESSOR_URL": "http://worker-service",
+        "REDIS_URL": "redis-cache-service:6379",
+    }
+    assert deployments["frontend"].get("spec.replicas") == 1
+    assert container(primary_run, "worker-worker")["image"].startswith(
+        "us-west1-docker.pkg.dev/meshburst-test-123/meshburst/worker@sha256:"
+    )
+    assert container(primary_run, "worker-frontend")["image"].startswith(
+        "us-west1-docker.pkg.dev/meshburst-test-123/meshburst/frontend@sha256:"
+    )
+
+
+def test_worker_probes_check_liveness_and_redis_readiness(primary_run: Run):
+    worker = container(primary_run, "worker-worker")
+    assert worker["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": 8081}
+    assert worker["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": 8081}
+    assert worker["ports"] == [{"name": "http", "containerPort": 8081}]
+
+
+def test_redis_is_the_official_image_without_persistence(primary_run: Run):
+    redis = container(primary_run, "worker-redis")
+    assert redis["image"] == "redis:7.4.2-alpine"
+    assert redis["args"] == ["redis-server", "--save", "", "--appendonly", "no", "--protected-mode", "no"]
+    assert redis["readinessProbe"]["tcpSocket"] == {"port": 6379}
+    assert redis["livenessProbe"]["tcpSocket"] == {"port": 6379}
+    assert redis["securityContext"]["runAsUser"] == 999
+    assert redis["securityContext"]["readOnlyRootFilesystem"] is True
+    assert sorted(m["mountPath"] for m in redis["volumeMounts"]) == ["/data", "/tmp"]
+    assert redis["resources"]["limits"] == {"cpu": "500m", "memory": "128Mi"}
+    assert primary_run.one(DEPLOYMENT, "worker-redis").get("spec.replicas") == 1
+
+
+def test_services_and_ports(primary_run: Run, burst_run: Run):
+    def ports(run: Run, resource: str) -> tuple:
+        svc = run.one(SERVICE, resource)
+        [port] = svc.get("spec.ports")
+        return svc.get("metadata.name"), svc.get("spec.selector"), port["name"], port["port"], port["targetPort"]
+
+    assert ports(primary_run, "worker-worker-service") == ("worker-service", {"app": "worker"}, "http", 80, 8081)
+    assert ports(primary_run, "worker-frontend-service") == ("frontend-service", {"app": "frontend"}, "http", 80, 8080)
+    assert ports(primary_run, "worker-redis-service") == (
+        "redis-cache-service",
+        {"app": "redis"},
+        "tcp-redis",
+        6379,
+        6379,
+    )
+    assert ports(burst_run, "worker-worker-service") == ("worker-service", {"app": "worker"}, "http", 80, 8081)
+    assert ports(burst_run, "worker-redis-service") == (
+        "redis-cache-service",
+        {"app": "redis"},
+        "tcp-redis",
+        6379,
+        6379,
+    )
+
+
+def test_every_workload_in_both_stacks_is_hardened_with_a_pdb(primary_run: Run, burst_run: Run):
+    for run in (primary_run, burst_run):
+        pdbs = {r.get("metadata.name"): r for r in run.of_type("kubernetes:policy/v1:PodDisruptionBudget")}
+        for deployment in run.of_type(DEPLOYMENT):
+            pod = deployment.get("spec.template.spec")
+            [c] = pod["containers"]
+            context = c["securityContext"]
+            assert context["runAsNonRoot"] and context["readOnlyRootFilesystem"], deployment.name
+            assert context["allowPrivilegeEscalation"] is False and context["capabilities"] == {"drop": ["ALL"]}
+            assert context["seccompProfile"] == {"type": "RuntimeDefault"}
+            assert pod["automountServiceAccountToken"] is False, deployment.name
+            assert set(c["resources"]) == {"requests", "limits"}
+            assert "readinessProbe" in c and "livenessProbe" in c
+            name = deployment.get("metadata.name")
+            assert pdbs[name].get("spec.selector.matchLabels") == deployment.get("spec.selector.matchLabels")
+
+
+def test_frontend_is_reachable_on_its_own_ingress_port(primary_run: Run):
+    gateway = primary_run.one("kubernetes:networking.istio.io/v1:Gateway", "worker-gateway")
+    assert gateway.get("spec.servers") == [
+        {"port": {"number": 8080, "name": "http-8080", "protocol": "HTTP"}, "hosts": ["*"]}
+    ]
+    route = primary_run.one(VS, "worker-frontend-route")
+    assert route.get("spec.gateways") == ["hashr-gateway"]
+    assert route.get("spec.http") == [
+        {"route": [{"destination": {"host": "frontend-service", "port": {"number": 80}}}]}
+    ]
+    assert primary_run.outputs["hashrUrl"] == "http://35.3.3.3:8080/"
+    assert primary_run.outputs["sharkUrl"] == "http://35.3.3.3/"
+
+
+def test_redis_is_routed_as_tcp(primary_run: Run):
+    route = primary_run.one(VS, "worker-redis-route")
+    assert route.get("spec.hosts") == ["redis-cache-service"]
+    assert route.get("spec.tcp") == [
+        {
+            "match": [{"port": 6379}],
+            "route": [{"destination": {"host": "redis-cache-service", "port": {"number": 6379}}}],
+        }
+    ]
+
+
+def test_worker_split_subsets_by_cluster_type_with_random_balancing(primary_run: Run):
+    rule = primary_run.one("kubernetes:networking.istio.io/v1:DestinationRule", "worker-split-destination-rule")
+    assert rule.get("spec") == {
+        "host": "worker-service",
+        "subsets": [
+            {"name": "primary", "labels": {"cluster-type": "primary-cluster"}},
+            {"name": "burst", "labels": {"cluster-type": "burst-cluster"}},
+        ],
+        "trafficPolicy": {"loadBalancer": {"simple": "RANDOM"}},
+    }
+    vs = primary_run.one(VS, "worker-split-virtual-service")
+    assert vs.get("spec.hosts") == ["worker-service"]
+    assert vs.get("spec.gateways") == ["mesh"]
+    assert vs.ignore_changes == [], "in manual mode Pulumi owns the weights"
+
+
+@pytest.mark.parametrize("burst_weight", [0, 50, 100])
+def test_burst_weight_sets_the_split(burst_weight: int):
+    run = run_stack("primary", {"burstWeight": str(burst_weight)})
+    assert split(run) == {"primary": 100 - burst_weight, "burst": burst_weight}
+
+
+def test_changing_burst_weight_moves_only_the_worker_virtual_service():
+    def inputs(weight: str) -> dict[str, str]:
+        run = run_stack("primary", {"burstWeight": weight})
+        return {r.urn: json.dumps(r.inputs, sort_keys=True) for r in run.resources}
+
+    at_0, at_50 = inputs("0"), inputs("50")
+    assert at_0.keys() == at_50.keys()
+    assert [u.split("::")[-1] for u in at_0 if at_0[u] != at_50[u]] == ["worker-split-virtual-service"]
+
+
+def test_burst_runs_prefixed_workers_from_the_primary_image(primary_run: Run, burst_run: Run):
+    worker = burst_run.one(DEPLOYMENT, "worker-worker")
+    assert worker.get("metadata.labels") == {"app": "worker", "cluster-type": "burst-cluster"}
+    assert "replicas" not in worker.get("spec"), "the autoscaler owns the replica count"
+    assert env(burst_run, "worker-worker") == {
+        "CLUSTER_NAME": "burst",
+        "PREFIX": "bursty-",
+        "REDIS_URL": "redis-cache-service:6379",
+    }
+    assert container(burst_run, "worker-worker")["image"] == primary_run.outputs["workerImage"]
+    assert burst_run.provider_name(worker) == "burst-k8s"
+
+
+def test_burst_only_runs_workers(burst_run: Run):
+    assert [r.get("metadata.name") for r in burst_run.of_type(DEPLOYMENT)] == ["worker"]
+    assert not [r for r in burst_run.of_type(VS) if r.name.startswith("worker")]
+
+
+def test_burst_workers_autoscale_on_cpu(burst_run: Run):
+    hpa = burst_run.one("kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "worker-worker-hpa")
+    assert hpa.get("spec") == {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "worker"},
+        "minReplicas": 1,
+        "maxReplicas": 10,
+        "metrics": [
+            {
+                "type": "Resource",
+                "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}},
+            }
+        ],
+    }
+
+
+def test_burst_apps_wait_for_the_remote_mesh(burst_run: Run):
+    app = burst_run.one("meshburst:apps:WorkerApp", "worker")
+    assert burst_run.named("istio-apps-namespace").urn in app.dependencies
