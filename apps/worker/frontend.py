@@ -93,6 +93,7 @@ class Hashr:
     def set_rate(self, rps: float) -> None:
         self.counters.rate = rps
         self.rate_changed.set()
+        self._broadcast("stats", self.stats())  # every tab shows the new rate at once
         log.info("rate set to %g requests/s", rps)
 
     async def start(self) -> None:

@@ -177,7 +177,7 @@ def test_browser_sets_20_per_second_and_sees_both_clusters_then_stops(system, tm
         assert 1 <= share <= 99
         width = page.eval_on_selector("#bar-burst", "e => e.style.width")
         assert width == f"{share}%"
-        assert page.inner_text("#stat-rate") == "20"
+        page.wait_for_function("() => document.getElementById('stat-rate').textContent === '20'", timeout=5_000)
 
         page.fill("#rate", "0")
         page.click("#set-rate")
