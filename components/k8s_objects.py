@@ -47,16 +47,29 @@ def istio_release(
     version: pulumi.Input[str],
     values: Mapping[str, Any],
     opts: pulumi.ResourceOptions,
+) -> k8s.helm.v3.Release:
+    """A Helm release of one of Istio's official charts at the pinned version, in istio-system."""
+    return helm_release(name, release_name, ISTIO_CHART_REPO, chart, version, values, opts)
+
+
+def helm_release(
+    name: str,
+    release_name: str,
+    repo: str,
+    chart: str,
+    version: pulumi.Input[str],
+    values: Mapping[str, Any],
+    opts: pulumi.ResourceOptions,
     namespace_name: str = "istio-system",
 ) -> k8s.helm.v3.Release:
-    """A Helm release of one of Istio's official charts at the pinned version."""
+    """A Helm release of a chart from a repository at a pinned version."""
     return k8s.helm.v3.Release(
         name,
         name=release_name,
         chart=chart,
         version=version,
         namespace=namespace_name,
-        repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=ISTIO_CHART_REPO),
+        repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=repo),
         values=dict(values),
         # Wait for every object to be ready: later releases and CRs rely on CRDs and webhooks being live.
         skip_await=False,

@@ -53,6 +53,7 @@ class WorkloadSpec:
     """Only workloads that call the Kubernetes API get one, and then its token."""
     writable_paths: Sequence[str] = ("/tmp",)
     """Scratch directories (emptyDir) on an otherwise read-only root filesystem."""
+    pod_annotations: Mapping[str, str] = field(default_factory=dict)
 
 
 def _probe(spec: WorkloadSpec, path: str | None, period: int) -> dict[str, Any]:
@@ -108,7 +109,13 @@ def deployment_manifest(spec: WorkloadSpec, namespace: str) -> dict[str, Any]:
         "spec": {
             **({"replicas": spec.replicas} if spec.replicas is not None else {}),
             "selector": {"matchLabels": dict(spec.labels)},
-            "template": {"metadata": {"labels": dict(spec.labels)}, "spec": pod_spec},
+            "template": {
+                "metadata": {
+                    "labels": dict(spec.labels),
+                    **({"annotations": dict(spec.pod_annotations)} if spec.pod_annotations else {}),
+                },
+                "spec": pod_spec,
+            },
         },
     }
 

@@ -6,12 +6,14 @@ from typing import Any
 
 import pulumi
 
+from apps.burstwatch.component import Burstwatch
 from apps.shark.component import SharkCanary
 from apps.worker.component import WorkerApp
 from components.gke_cluster import GkeCluster
 from components.image_registry import ImageRegistry
 from components.istio_control_plane import IstioControlPlane
 from components.istio_values import HASHR_PORT
+from components.observability import ObservabilityAddons
 from components.settings import Settings
 
 
@@ -50,7 +52,12 @@ def build_primary(settings: Settings) -> dict[str, Any]:
         {"namespace": mesh.apps_namespace, "images": images.refs, "canary_weight": settings.canary_weight},
         opts=apps,
     )
-    WorkerApp(
+    addons = ObservabilityAddons(
+        "observability",
+        {"prometheus": settings.addons.prometheus, "grafana": settings.addons.grafana, "kiali": settings.addons.kiali},
+        opts=pulumi.ResourceOptions(providers={"kubernetes": cluster.provider}, depends_on=mesh.ready),
+    )
+    workers = WorkerApp(
         "worker",
         {
             "cluster": settings.cluster_name,
@@ -61,6 +68,23 @@ def build_primary(settings: Settings) -> dict[str, Any]:
         },
         opts=apps,
     )
+    if settings.burst_mode == "auto":
+        # settings guarantee Prometheus is on in auto mode.
+        assert addons.prometheus_url is not None and workers.route_name is not None
+        Burstwatch(
+            "burstwatch",
+            {
+                "namespace": mesh.apps_namespace,
+                "image": images.refs["burstwatch"],
+                "route_name": workers.route_name,
+                "prometheus_url": addons.prometheus_url,
+                "high_rps": settings.burst_high_rps,
+                "low_rps": settings.burst_low_rps,
+            },
+            opts=pulumi.ResourceOptions(
+                providers={"kubernetes": cluster.provider}, depends_on=[workers, *addons.releases]
+            ),
+        )
     return {
         "clusterName": cluster.cluster_name,
         "zone": settings.zone,

@@ -143,3 +143,41 @@ class RedisServer(Process):
         with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
             s.sendall(b"PING\r\n")
             return s.recv(16).startswith(b"+PONG")
+
+
+class PrometheusServer(Process):
+    """Debian's prometheus on a free loopback port, scraping the given targets every `scrape_interval`."""
+
+    def __init__(self, log_dir: Path, targets: list[str], scrape_interval: str = "1s", port: int | None = None) -> None:
+        binary = shutil.which("prometheus")
+        if binary is None:
+            raise RuntimeError("prometheus is not installed: run .ci/run, or apt-get install prometheus")
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.scrape_interval = scrape_interval
+        config = log_dir / f"prometheus-{self.port}.yml"
+        config.write_text(
+            "global:\n"
+            f"  scrape_interval: {scrape_interval}\n"
+            f"  evaluation_interval: {scrape_interval}\n"
+            "scrape_configs:\n"
+            "  - job_name: istio-proxies\n"
+            "    static_configs:\n"
+            f"      - targets: {targets!r}\n"
+        )
+        data = log_dir / f"prometheus-data-{self.port}"
+        super().__init__(
+            f"prometheus-{self.port}",
+            [
+                binary,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={data}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+            ],
+            log_dir,
+        )
+        try:
+            wait_until(lambda: httpx.get(self.url + "/-/ready", timeout=1).status_code == 200, 30, "prometheus")
+        except TimeoutError:
+            self.stop()
+            raise RuntimeError(f"prometheus did not start:\n{self.log()}") from None

@@ -1,0 +1,106 @@
+"""Burstwatch: the controller that owns the worker split in `auto` mode, with the least RBAC it needs."""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.workload import Resources, Workload, WorkloadSpec
+
+NAME = "burstwatch"
+PORT = 8080
+
+
+def controller_env(
+    namespace: str, route_name: str, prometheus_url: str, high_rps: float, low_rps: float
+) -> dict[str, str]:
+    """The controller's settings (see apps/burstwatch/controller.py for every variable and its default)."""
+    return {
+        "PROMETHEUS_URL": prometheus_url,
+        "NAMESPACE": namespace,
+        "VIRTUAL_SERVICE": route_name,
+        "DESTINATION_SERVICE": f"worker-service.{namespace}.svc.cluster.local",
+        "SOURCE_WORKLOAD": "frontend",
+        "HIGH_RPS": f"{high_rps:g}",
+        "LOW_RPS": f"{low_rps:g}",
+        "INTERVAL_SECONDS": "2",
+        "WINDOW": "30s",
+        "MIN_DWELL_SECONDS": "30",
+        "BURST_SHARE": "100",
+    }
+
+
+def role_rules(route_name: str) -> list[dict[str, Any]]:
+    """Read and patch one VirtualService, by name: nothing else in the cluster."""
+    return [
+        {
+            "apiGroups": ["networking.istio.io"],
+            "resources": ["virtualservices"],
+            "resourceNames": [route_name],
+            "verbs": ["get", "patch"],
+        }
+    ]
+
+
+def burstwatch_spec(image: pulumi.Input[str], env: dict[str, str]) -> WorkloadSpec:
+    return WorkloadSpec(
+        name=NAME,
+        labels={"app": NAME},
+        image=image,
+        port=PORT,
+        env=env,
+        # One writer: two controllers would race each other on the same weights.
+        replicas=1,
+        service_account=NAME,
+        resources=Resources(cpu_request="20m", memory_request="48Mi", cpu_limit="200m", memory_limit="128Mi"),
+        # Istio merges these app metrics into what the sidecar exposes to Prometheus.
+        pod_annotations={
+            "prometheus.io/scrape": "true",
+            "prometheus.io/port": str(PORT),
+            "prometheus.io/path": "/metrics",
+        },
+    )
+
+
+class BurstwatchArgs(TypedDict):
+    namespace: str
+    """Namespace of the worker route and of the controller."""
+    image: pulumi.Input[str]
+    """The burstwatch image."""
+    route_name: str
+    """Name of the worker VirtualService the controller owns the weights of."""
+    prometheus_url: str
+    """In-cluster Prometheus the controller asks for the request rate."""
+    high_rps: float
+    """Above this request rate, work goes to the burst cluster."""
+    low_rps: float
+    """Below this request rate, work comes back."""
+
+
+class Burstwatch(pulumi.ComponentResource):
+    def __init__(self, name: str, args: BurstwatchArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("meshburst:apps:Burstwatch", name, None, opts)
+        namespace = args["namespace"]
+        child = pulumi.ResourceOptions(parent=self)
+        metadata = {"name": NAME, "namespace": namespace, "labels": {"app": NAME}}
+        account = k8s.core.v1.ServiceAccount(
+            f"{name}-account", metadata=metadata, automount_service_account_token=False, opts=child
+        )
+        role = k8s.rbac.v1.Role(f"{name}-role", metadata=metadata, rules=role_rules(args["route_name"]), opts=child)
+        binding = k8s.rbac.v1.RoleBinding(
+            f"{name}-binding",
+            metadata=metadata,
+            role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": NAME},
+            subjects=[{"kind": "ServiceAccount", "name": NAME, "namespace": namespace}],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[account, role]),
+        )
+        env = controller_env(namespace, args["route_name"], args["prometheus_url"], args["high_rps"], args["low_rps"])
+        Workload(
+            f"{name}-controller",
+            burstwatch_spec(args["image"], env),
+            namespace,
+            pulumi.ResourceOptions(parent=self, depends_on=[binding]),
+        )
+        self.register_outputs({})

@@ -1,0 +1,103 @@
+"""ObservabilityAddons: Prometheus (as Istio's own addon is set up), and optionally Grafana and Kiali."""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+import pulumi
+
+from components.istio_values import ISTIO_NAMESPACE
+from components.k8s_objects import helm_release
+
+PROMETHEUS_CHART = ("https://prometheus-community.github.io/helm-charts", "prometheus", "27.42.2")
+GRAFANA_CHART = ("https://grafana.github.io/helm-charts", "grafana", "8.0.0")
+KIALI_CHART = ("https://kiali.org/helm-charts", "kiali-server", "2.5.0")
+PROMETHEUS_URL = f"http://prometheus.{ISTIO_NAMESPACE}:9090"
+GRAFANA_URL = f"http://grafana.{ISTIO_NAMESPACE}:3000"
+# Shorter than Istio's 15 s: burstwatch reacts within one scrape plus two of its polls.
+SCRAPE_INTERVAL = "5s"
+NO_SIDECAR = {"sidecar.istio.io/inject": "false"}
+
+
+def prometheus_values(scrape_interval: str = SCRAPE_INTERVAL) -> dict[str, Any]:
+    """Server only, no sidecar, no persistence, service prometheus:9090 (what Istio's addon and docs use)."""
+    return {
+        "alertmanager": {"enabled": False},
+        "prometheus-pushgateway": {"enabled": False},
+        "kube-state-metrics": {"enabled": False},
+        "prometheus-node-exporter": {"enabled": False},
+        "server": {
+            "fullnameOverride": "prometheus",
+            "podLabels": NO_SIDECAR,
+            "persistentVolume": {"enabled": False},
+            "service": {"servicePort": 9090},
+            "readinessProbeInitialDelay": 0,
+            "global": {"scrape_interval": scrape_interval},
+            "resources": {"requests": {"cpu": "200m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}},
+        },
+    }
+
+
+def grafana_values() -> dict[str, Any]:
+    """Grafana with Prometheus as its default data source; the chart generates the admin password."""
+    return {
+        "fullnameOverride": "grafana",
+        "podLabels": NO_SIDECAR,
+        "testFramework": {"enabled": False},
+        "service": {"port": 3000},
+        "datasources": {
+            "datasources.yaml": {
+                "apiVersion": 1,
+                "datasources": [
+                    {
+                        "name": "Prometheus",
+                        "type": "prometheus",
+                        "url": PROMETHEUS_URL,
+                        "access": "proxy",
+                        "isDefault": True,
+                    }
+                ],
+            }
+        },
+    }
+
+
+def kiali_values(with_grafana: bool) -> dict[str, Any]:
+    """Kiali reading the mesh's Prometheus; login with a service-account token, not anonymous."""
+    return {
+        "auth": {"strategy": "token"},
+        "deployment": {"pod_labels": NO_SIDECAR},
+        "external_services": {
+            "prometheus": {"url": PROMETHEUS_URL},
+            "grafana": {"enabled": with_grafana, "internal_url": GRAFANA_URL},
+        },
+    }
+
+
+class ObservabilityAddonsArgs(TypedDict):
+    prometheus: bool
+    grafana: bool
+    kiali: bool
+
+
+class ObservabilityAddons(pulumi.ComponentResource):
+    prometheus_url: str | None
+    """In-cluster Prometheus address, when Prometheus is on."""
+
+    def __init__(self, name: str, args: ObservabilityAddonsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("meshburst:observability:ObservabilityAddons", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.releases: list[pulumi.Resource] = []
+        self.prometheus_url = None
+        if args["prometheus"]:
+            self.releases.append(
+                helm_release(f"{name}-prometheus", "prometheus", *PROMETHEUS_CHART, prometheus_values(), child)
+            )
+            self.prometheus_url = PROMETHEUS_URL
+        if args["grafana"]:
+            self.releases.append(helm_release(f"{name}-grafana", "grafana", *GRAFANA_CHART, grafana_values(), child))
+        if args["kiali"]:
+            self.releases.append(
+                helm_release(f"{name}-kiali", "kiali", *KIALI_CHART, kiali_values(with_grafana=args["grafana"]), child)
+            )
+        self.register_outputs({"prometheusUrl": self.prometheus_url})

@@ -1,0 +1,215 @@
+"""burstwatch for real: a real Prometheus scraping Istio-shaped counters, a recording Kubernetes API."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import time
+
+import httpx
+import pytest
+
+from apps.worker.component import worker_route
+from components.weighted_route import virtual_service_manifest
+from tests.fake_mesh import FakeKubeApi, RateExporter
+from tests.servers import PrometheusServer, UvicornApp, stopped_cleanly, wait_until
+
+VS_PATH = "/apis/networking.istio.io/v1/namespaces/meshburst/virtualservices/worker-split"
+FAST = {"INTERVAL_SECONDS": "0.5", "WINDOW": "4s", "MIN_DWELL_SECONDS": "2", "HIGH_RPS": "15", "LOW_RPS": "10"}
+
+
+def metric(controller: UvicornApp, name: str) -> float:
+    text = httpx.get(controller.url + "/metrics").text
+    found = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+def start_controller(tmp_path, kube: FakeKubeApi, prometheus_url: str, **env: str) -> UvicornApp:
+    return UvicornApp(
+        "burstwatch",
+        "apps/burstwatch",
+        "controller:app",
+        tmp_path,
+        env={**FAST, "KUBE_API_URL": kube.url, "PROMETHEUS_URL": prometheus_url, **env},
+    )
+
+
+@pytest.fixture()
+def mesh(tmp_path):
+    exporter = RateExporter(rate=5.0)
+    prometheus = PrometheusServer(tmp_path, [exporter.target], scrape_interval="1s")
+    kube = FakeKubeApi(virtual_service_manifest(worker_route("meshburst", 0)))
+    yield exporter, prometheus, kube
+    kube.stop()
+    prometheus.stop()
+    exporter.stop()
+
+
+def test_bursts_above_high_and_returns_below_low_with_exact_requests(mesh, tmp_path):
+    exporter, prometheus, kube = mesh
+    controller = start_controller(tmp_path, kube, prometheus.url)
+    try:
+        time.sleep(5)  # 5 req/s for a while: nothing to do
+        assert kube.patches() == []
+        assert metric(controller, 'burstwatch_mode{mode="natural"}') == 1
+
+        exporter.set_rate(40)
+        wait_until(lambda: len(kube.patches()) == 1, 20, "the switch to burst")
+        assert kube.weights() == (0, 100)
+        [patch] = kube.patches()
+        assert (patch.method, patch.path, patch.query) == ("PATCH", VS_PATH, {"fieldManager": ["burstwatch"]})
+        assert patch.content_type == "application/json-patch+json"
+        assert patch.body == [
+            {"op": "test", "path": "/spec/http/0/route/0/destination/subset", "value": "primary"},
+            {"op": "test", "path": "/spec/http/0/route/1/destination/subset", "value": "burst"},
+            {"op": "replace", "path": "/spec/http/0/route/0/weight", "value": 0},
+            {"op": "replace", "path": "/spec/http/0/route/1/weight", "value": 100},
+        ]
+        assert metric(controller, 'burstwatch_mode{mode="burst"}') == 1
+        assert metric(controller, 'burstwatch_decisions_total{to="burst"}') == 1
+
+        exporter.set_rate(2)
+        wait_until(lambda: len(kube.patches()) == 2, 20, "the switch back")
+        assert kube.weights() == (100, 0)
+        assert kube.patches()[1].body[2:] == [
+            {"op": "replace", "path": "/spec/http/0/route/0/weight", "value": 100},
+            {"op": "replace", "path": "/spec/http/0/route/1/weight", "value": 0},
+        ]
+        assert [r.method for r in kube.requests] == ["GET", "PATCH", "PATCH"], "one read at start, then writes"
+        assert metric(controller, 'burstwatch_decisions_total{to="natural"}') == 1
+        assert 0 <= metric(controller, "burstwatch_last_rate_rps") < 10
+        assert len(re.findall(r"switch to (burst|natural)", controller.log())) == 2
+    finally:
+        assert stopped_cleanly(controller), controller.log()
+
+
+def test_prometheus_stopped_mid_run_changes_nothing_and_counts_errors(mesh, tmp_path):
+    exporter, prometheus, kube = mesh
+    controller = start_controller(tmp_path, kube, prometheus.url)
+    try:
+        wait_until(lambda: metric(controller, "burstwatch_last_rate_rps") > 0, 15, "a first reading")
+        prometheus.stop()
+        exporter.set_rate(100)  # would be a burst, but nobody can see it
+        polls = metric(controller, "burstwatch_polls_total")
+        wait_until(lambda: metric(controller, "burstwatch_polls_total") >= polls + 6, 10, "polls while down")
+        assert kube.patches() == []
+        assert kube.weights() == (100, 0)
+        assert metric(controller, 'burstwatch_errors_total{kind="unreachable"}') >= 5
+        assert httpx.get(controller.url + "/healthz").status_code == 200
+        assert "keeping the current split" in controller.log()
+    finally:
+        controller.stop()
+
+
+def test_a_restart_in_burst_keeps_burst(mesh, tmp_path):
+    exporter, prometheus, kube = mesh
+    kube.virtual_service = virtual_service_manifest(worker_route("meshburst", 100))
+    exporter.set_rate(12)  # between the thresholds
+    controller = start_controller(tmp_path, kube, prometheus.url)
+    try:
+        wait_until(lambda: metric(controller, "burstwatch_polls_total") >= 8, 15, "several polls")
+        assert kube.patches() == []
+        assert metric(controller, 'burstwatch_mode{mode="burst"}') == 1
+        assert metric(controller, 'burstwatch_weight{subset="burst"}') == 100
+    finally:
+        controller.stop()
+
+
+def test_kubernetes_conflicts_are_retried_with_backoff(mesh, tmp_path):
+    exporter, prometheus, kube = mesh
+    controller = start_controller(tmp_path, kube, prometheus.url)
+    try:
+        wait_until(lambda: len(kube.requests) >= 1, 10, "the initial read")
+        kube.fail_next = [409, 503]
+        exporter.set_rate(40)
+        wait_until(lambda: kube.weights() == (0, 100), 20, "the switch, after retries")
+        patches = kube.patches()
+        assert len(patches) == 3 and all(p.body == patches[-1].body for p in patches)
+        gaps = [b.at - a.at for a, b in itertools.pairwise(patches)]
+        assert gaps[0] >= 0.15 and gaps[1] >= 0.35, f"backoff should double: {gaps}"
+        assert metric(controller, 'burstwatch_errors_total{kind="kube_conflict"}') == 1
+        assert metric(controller, 'burstwatch_errors_total{kind="kube_http_503"}') == 1
+        assert metric(controller, 'burstwatch_decisions_total{to="burst"}') == 1
+    finally:
+        controller.stop()
+
+
+def test_a_forbidden_write_is_not_retried_and_the_split_is_re_read(mesh, tmp_path):
+    exporter, prometheus, kube = mesh
+    controller = start_controller(tmp_path, kube, prometheus.url)
+    try:
+        wait_until(lambda: len(kube.requests) >= 1, 10, "the initial read")
+        kube.fail_next = [403]
+        exporter.set_rate(40)
+        wait_until(lambda: kube.weights() == (0, 100), 20, "the switch on the next try")
+        methods = [r.method for r in kube.requests]
+        assert methods[:4] == ["GET", "PATCH", "GET", "PATCH"], methods
+        assert metric(controller, 'burstwatch_errors_total{kind="kube_http_403"}') == 1
+    finally:
+        controller.stop()
+
+
+def test_bad_settings_refuse_to_start(tmp_path):
+    kube = FakeKubeApi(virtual_service_manifest(worker_route("meshburst", 0)))
+    try:
+        with pytest.raises(RuntimeError, match=r"thresholds must satisfy 0 < low < high"):
+            start_controller(tmp_path, kube, "http://127.0.0.1:1", HIGH_RPS="5", LOW_RPS="10")
+        with pytest.raises(RuntimeError, match=r"INTERVAL_SECONDS='soon' is not a number"):
+            start_controller(tmp_path, kube, "http://127.0.0.1:1", INTERVAL_SECONDS="soon")
+    finally:
+        kube.stop()
+
+
+class BadPrometheus:
+    """A Prometheus that is slow or answers errors: burstwatch must keep the split and count the fault."""
+
+    def __init__(self, delay: float = 0.0, status: int = 200, body: bytes = b"{}") -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                time.sleep(delay)
+                self.send_response(status)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_args) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+NAN_ANSWER = b'{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"NaN"]}]}}'
+
+
+@pytest.mark.parametrize(
+    ("bad", "kind"),
+    [
+        ({"delay": 1.0}, "timeout"),
+        ({"status": 500}, "http_error"),
+        ({"status": 400, "body": b'{"status":"error","error":"bad query"}'}, "bad_response"),
+        ({"body": NAN_ANSWER}, "nan"),
+        ({"body": b'{"status":"success","data":{"resultType":"vector","result":[]}}'}, "empty"),
+    ],
+)
+def test_slow_or_failing_prometheus_keeps_the_split(tmp_path, bad, kind):
+    prometheus = BadPrometheus(**bad)
+    kube = FakeKubeApi(virtual_service_manifest(worker_route("meshburst", 0)))
+    controller = start_controller(tmp_path, kube, prometheus.url, PROMETHEUS_TIMEOUT_SECONDS="0.3")
+    try:
+        wait_until(lambda: metric(controller, f'burstwatch_errors_total{{kind="{kind}"}}') >= 3, 15, f"{kind} errors")
+        assert kube.patches() == []
+        assert metric(controller, 'burstwatch_mode{mode="natural"}') == 1
+        assert "burstwatch_last_rate_rps NaN" in httpx.get(controller.url + "/metrics").text
+    finally:
+        controller.stop()
+        kube.stop()
+        prometheus.stop()
