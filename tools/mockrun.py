@@ -1,0 +1,279 @@
+"""Run the real __main__.py under Pulumi mocks and record every resource it registers.
+
+`run_stack("primary", {...config...})` returns a `Run`: every resource with its type, name, inputs
+(secrets unwrapped, their paths listed), parent, provider, dependencies and options, plus the
+stack's exported outputs. Used two ways:
+
+- tests (`preview=False`): the mocks play GCP and the Kubernetes API server and fill in the values only
+  the cloud knows (cluster endpoints, pod CIDRs, tokens, load balancer IPs) with fixed fakes, so tests
+  can assert exact values;
+- the offline plan (`preview=True`): nothing is invented, and those values stay unknown, shown as
+  "(known after apply)".
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import runpy
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.output import Unknown
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc
+from pulumi.runtime.settings import reset_options
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+ROOT = Path(__file__).resolve().parent.parent
+MAIN = ROOT / "__main__.py"
+PROJECT = "meshburst"
+PROJECT_ID = "meshburst-test-123"
+
+# What the fake cloud answers for values that only exist after apply.
+FAKE_ENDPOINTS = {"meshburst-primary": "34.1.1.1", "meshburst-burst": "34.2.2.2"}
+FAKE_POD_CIDRS = {"meshburst-primary": "10.4.0.0/14", "meshburst-burst": "10.8.0.0/14"}
+FAKE_CA = base64.b64encode(b"-----BEGIN CERTIFICATE-----\nfake\n-----END CERTIFICATE-----\n").decode()
+FAKE_READER_TOKEN = "eyJhbGciOiJSUzI1NiJ9.fake-reader-token"
+FAKE_LB_IPS = {"istio-system/istio-eastwestgateway": "10.128.0.50", "istio-system/istio-ingressgateway": "35.3.3.3"}
+
+
+KNOWN_AFTER_APPLY = "(known after apply)"
+
+
+def unwrap(value: Any, path: str = "", secrets: set[str] | None = None) -> Any:
+    """Strip Pulumi's secret wrappers, noting the path of every secret found; unknowns become a marker."""
+    if isinstance(value, Unknown) or value == rpc.UNKNOWN:
+        return KNOWN_AFTER_APPLY
+    if rpc.is_rpc_secret(value):
+        if secrets is not None:
+            secrets.add(path)
+        return unwrap(rpc.unwrap_rpc_secret(value), path, secrets)
+    if isinstance(value, dict):
+        return {k: unwrap(v, f"{path}.{k}" if path else k, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap(v, f"{path}[{i}]", secrets) for i, v in enumerate(value)]
+    return value
+
+
+@dataclass
+class Resource:
+    type: str
+    name: str
+    urn: str
+    inputs: dict[str, Any]
+    secret_paths: set[str]
+    parent: str
+    provider: str
+    dependencies: list[str]
+    ignore_changes: list[str]
+    custom: bool
+    read: bool = False
+
+    def get(self, path: str) -> Any:
+        """Input at a dotted path, e.g. `metadata.labels.app` (list items by index: `spec.0`)."""
+        value: Any = self.inputs
+        for part in path.split("."):
+            value = value[int(part)] if isinstance(value, list) else value[part]
+        return value
+
+    def is_secret(self, key: str) -> bool:
+        return any(p == key or p.startswith(key + ".") or p.startswith(key + "[") for p in self.secret_paths)
+
+
+@dataclass
+class Run:
+    stack: str
+    resources: list[Resource]
+    outputs: dict[str, Any]
+    secret_outputs: set[str] = field(default_factory=set)
+
+    def by_urn(self, urn: str) -> Resource:
+        return next(r for r in self.resources if r.urn == urn)
+
+    def of_type(self, type_: str) -> list[Resource]:
+        return [r for r in self.resources if r.type == type_]
+
+    def one(self, type_: str, name: str) -> Resource:
+        found = [r for r in self.resources if r.type == type_ and r.name == name]
+        assert len(found) == 1, f"expected one {type_} named {name}, found {[r.name for r in self.of_type(type_)]}"
+        return found[0]
+
+    def named(self, name: str) -> Resource:
+        found = [r for r in self.resources if r.name == name]
+        assert len(found) == 1, f"expected one resource named {name}, found {len(found)}"
+        return found[0]
+
+    def k8s_objects(self) -> Iterator[Resource]:
+        return (
+            r
+            for r in self.resources
+            if r.type.startswith("kubernetes:")
+            and not r.read
+            and "helm" not in r.type
+            and not r.type.startswith("kubernetes:pulumi")
+        )
+
+    def parent_of(self, resource: Resource) -> Resource:
+        return self.by_urn(resource.parent)
+
+    def provider_name(self, resource: Resource) -> str:
+        """Name of the provider resource a resource uses (`urn::id` reference -> name)."""
+        return resource.provider.split("::")[-2] if resource.provider else ""
+
+
+class FakeCloud(pulumi_mocks.Mocks):
+    """Answers resource registrations as GCP and Kubernetes would: with fixed fakes, or (invent=False) not at all."""
+
+    def __init__(
+        self,
+        stack_references: Mapping[str, Mapping[str, Any]],
+        secret_outputs: Mapping[str, set[str]],
+        invent: bool = True,
+    ):
+        self.stack_references = stack_references
+        self.secret_outputs = secret_outputs
+        self.invent = invent
+
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict]:
+        state = dict(args.inputs)
+        resource_id = args.resource_id or f"{args.name}-id"
+        if args.typ == "pulumi:pulumi:StackReference":
+            if args.resource_id not in self.stack_references:
+                raise Exception(f"no fake stack {args.resource_id!r}; known: {list(self.stack_references)}")
+            outputs = dict(self.stack_references[args.resource_id])
+            return resource_id, {
+                "name": args.resource_id,
+                "outputs": outputs,
+                "secretOutputNames": sorted(self.secret_outputs.get(args.resource_id, set())),
+            }
+        if not self.invent:
+            return resource_id, state
+        if args.typ == "gcp:container/cluster:Cluster":
+            name = state["name"]
+            state |= {
+                "endpoint": FAKE_ENDPOINTS[name],
+                "clusterIpv4Cidr": FAKE_POD_CIDRS[name],
+                "masterAuth": {**state.get("masterAuth", {}), "clusterCaCertificate": FAKE_CA},
+            }
+        elif args.typ == "docker-build:index:Image":
+            # A pushed build answers with its digest; the ref pins the first tag to it.
+            digest = "sha256:" + hashlib.sha256(args.name.encode()).hexdigest()
+            state |= {"digest": digest, "ref": f"{state['tags'][0].rsplit(':', 1)[0]}@{digest}"}
+        elif args.typ == "gcp:serviceaccount/account:Account":
+            state["email"] = f"{state['accountId']}@{state['project']}.iam.gserviceaccount.com"
+        elif args.typ == "kubernetes:core/v1:Secret" and state.get("type") == "kubernetes.io/service-account-token":
+            # The token controller fills the secret in; pulumi-kubernetes waits for it.
+            state["data"] = {"token": base64.b64encode(FAKE_READER_TOKEN.encode()).decode(), "ca.crt": FAKE_CA}
+        elif args.typ == "kubernetes:core/v1:Service" and args.resource_id in FAKE_LB_IPS:
+            state["status"] = {"loadBalancer": {"ingress": [{"ip": FAKE_LB_IPS[args.resource_id]}]}}
+        return resource_id, state
+
+    def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict, list]:
+        raise AssertionError(f"meshburst must not call cloud functions during a run (called {args.token})")
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """Pulumi's mock monitor, plus a record of every registration's options."""
+
+    def __init__(self, mocks: pulumi_mocks.Mocks) -> None:
+        super().__init__(mocks)
+        self.records: list[Resource] = []
+
+    def _record(self, request: Any, response: Any, read: bool) -> None:
+        secrets: set[str] = set()
+        inputs = unwrap(rpc.deserialize_properties(request.properties if read else request.object), "", secrets)
+        self.records.append(
+            Resource(
+                type=request.type,
+                name=request.name,
+                urn=response.urn,
+                inputs=inputs,
+                secret_paths=secrets,
+                parent=request.parent,
+                provider=request.provider,
+                dependencies=list(request.dependencies),
+                ignore_changes=[] if read else list(request.ignoreChanges),
+                custom=True if read else request.custom,
+                read=read,
+            )
+        )
+
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            self._record(request, response, read=False)
+        return response
+
+    def ReadResource(self, request: Any) -> Any:
+        response = super().ReadResource(request)
+        self._record(request, response, read=True)
+        return response
+
+
+class RunFailed(Exception):
+    """The program raised; `resources` holds what it had registered before (should be nothing)."""
+
+    def __init__(self, error: BaseException, resources: list[Resource]) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.resources = resources
+
+
+def base_config(stack: str) -> dict[str, str]:
+    """The smallest valid config of a stack, as a user's Pulumi.<stack>.yaml would give it."""
+    return {"gcp:project": PROJECT_ID, "gcp:zone": "us-west1-a"}
+
+
+def full_key(key: str) -> str:
+    """`canaryWeight` -> `meshburst:canaryWeight`; namespaced keys stay as they are."""
+    return key if ":" in key else f"meshburst:{key}"
+
+
+def run_stack(
+    stack: str,
+    config: Mapping[str, Any] | None = None,
+    stack_references: Mapping[str, Mapping[str, Any]] | None = None,
+    secret_outputs: Mapping[str, set[str]] | None = None,
+    replace_config: bool = False,
+    preview: bool = False,
+) -> Run:
+    """Run __main__.py as stack `stack`; short config keys mean `meshburst:<key>`."""
+    full_config = {} if replace_config else base_config(stack)
+    for key, value in (config or {}).items():
+        full_config[full_key(key)] = value if isinstance(value, str) else json.dumps(value)
+    monitor = RecordingMonitor(FakeCloud(stack_references or {}, secret_outputs or {}, invent=not preview))
+    reset_options(project=PROJECT, stack=stack)
+    pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
+    pulumi.runtime.set_all_config(full_config)
+    root = pulumi.runtime.settings.get_root_resource()
+    try:
+        _sync_await(run_pulumi_func(lambda: runpy.run_path(str(MAIN), run_name="__main__")))
+    except BaseException as error:
+        raise RunFailed(error, monitor.records) from error
+    outputs: dict[str, Any] = {}
+    secret_outputs_found: set[str] = set()
+    for name, value in root.outputs.items():
+        output = pulumi.Output.from_input(value)
+        known = _sync_await(output.is_known())
+        outputs[name] = _sync_await(output.future()) if known else KNOWN_AFTER_APPLY
+        if _sync_await(output.is_secret()):
+            secret_outputs_found.add(name)
+    return Run(stack, list(monitor.records), outputs, secret_outputs_found)
+
+
+def run_both(
+    primary_config: Mapping[str, Any] | None = None, burst_config: Mapping[str, Any] | None = None
+) -> tuple[Run, Run]:
+    """Run primary, then burst reading primary's real exported outputs through its StackReference."""
+    primary = run_stack("primary", primary_config)
+    ref = (burst_config or {}).get("primaryStack", "organization/meshburst/primary")
+    burst = run_stack(
+        "burst", burst_config, stack_references={ref: primary.outputs}, secret_outputs={ref: primary.secret_outputs}
+    )
+    return primary, burst
