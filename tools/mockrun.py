@@ -58,6 +58,9 @@ def unwrap(value: Any, path: str = "", secrets: set[str] | None = None) -> Any:
         return {k: unwrap(v, f"{path}.{k}" if path else k, secrets) for k, v in value.items()}
     if isinstance(value, list):
         return [unwrap(v, f"{path}[{i}]", secrets) for i, v in enumerate(value)]
+    # The wire format carries every number as a double; whole numbers read back as the ints they were.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     return value
 
 

@@ -1,0 +1,342 @@
+"""meshburst offline plan: what a stack would create, and what a change would change, with no cloud at all.
+
+Runs the real program (__main__.py) under Pulumi mocks in preview mode for one stack, with that stack's
+Pulumi.<stack>.yaml config plus any --set overrides, and writes:
+
+  resources.txt   one row per resource: type, name, parent, the inputs that matter
+  resources.json  every resource with all its inputs (what --diff compares)
+  manifests/      every Kubernetes and Istio object as YAML
+  helm/           every Helm release: repository, chart, version and values
+
+Values that only exist after `pulumi up` (cluster endpoints, image digests, load balancer IPs) are shown
+as "(known after apply)". The burst stack reads the primary's outputs: the primary is planned first,
+from Pulumi.primary.yaml.
+
+examples:
+  python -m tools.plan primary --out plan/
+  python -m tools.plan primary --set canaryWeight=50 --diff plan/
+  python -m tools.plan burst --set maxNodes=8 --out plan-burst/
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from components.settings import DEFAULTS, ROLES
+from tools.mockrun import KNOWN_AFTER_APPLY, ROOT, Resource, Run, RunFailed, full_key, run_stack
+
+PLACEHOLDER_PROJECT = "your-gcp-project"
+SUMMARY_WIDTH = 110
+EXIT_BAD_CONFIG = 2
+
+
+class PlanError(Exception):
+    """A problem with the command line or a plan folder; printed without a traceback."""
+
+
+def parse_sets(pairs: Iterable[str]) -> dict[str, str]:
+    """--set KEY=VALUE pairs, keys checked against the config contract."""
+    known = {key.split(":", 1)[1] if key.startswith("meshburst:") else key for key in DEFAULTS}
+    result: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise PlanError(f"--set {pair!r}: expected KEY=VALUE, e.g. --set canaryWeight=50")
+        if key not in known:
+            raise PlanError(f"--set {pair!r}: unknown key {key!r}; known keys: {', '.join(sorted(known))}")
+        result[full_key(key)] = value
+    return result
+
+
+def stack_config(stack: str, overrides: Mapping[str, str]) -> dict[str, str]:
+    """The stack's Pulumi.<stack>.yaml config, a placeholder project if none is set, then the overrides."""
+    path = ROOT / f"Pulumi.{stack}.yaml"
+    document = yaml.safe_load(path.read_text()) if path.exists() else None
+    config: dict[str, str] = {}
+    for key, value in ((document or {}).get("config") or {}).items():
+        if isinstance(value, dict) and "secure" in value:
+            continue  # encrypted values cannot be read offline, and none of ours are secret inputs
+        config[key] = value if isinstance(value, str) else json.dumps(value)
+    config.setdefault("gcp:project", PLACEHOLDER_PROJECT)
+    config.update(overrides)
+    return config
+
+
+def plan_stack(stack: str, overrides: Mapping[str, str]) -> Run:
+    references: dict[str, Any] = {}
+    secrets: dict[str, set[str]] = {}
+    config = stack_config(stack, overrides)
+    if stack == "burst":
+        primary = run_stack("primary", stack_config("primary", {}), replace_config=True, preview=True)
+        ref = config.get("meshburst:primaryStack") or DEFAULTS["meshburst:primaryStack"]
+        # The primary is applied before the burst stack runs, so its outputs are known then; the values
+        # only the cloud will know are shown by name.
+        references[ref] = {
+            k: (f"<primary output {k}>" if v == KNOWN_AFTER_APPLY else v) for k, v in primary.outputs.items()
+        }
+        secrets[ref] = primary.secret_outputs
+    return run_stack(stack, config, references, secrets, replace_config=True, preview=True)
+
+
+def resource_key(resource: Resource | Mapping[str, Any]) -> str:
+    kind, name = (
+        (resource.type, resource.name) if isinstance(resource, Resource) else (resource["type"], resource["name"])
+    )
+    return f"{kind} {name}"
+
+
+# The inputs a reviewer looks at first, by resource type; other types show their top-level scalars.
+SUMMARY_PATHS: Mapping[str, tuple[str, ...]] = {
+    "gcp:container/cluster:Cluster": ("name", "location", "network", "releaseChannel.channel", "deletionProtection"),
+    "gcp:container/nodePool:NodePool": (
+        "nodeCount",
+        "autoscaling",
+        "nodeConfig.machineType",
+        "nodeConfig.diskSizeGb",
+        "nodeConfig.tags",
+    ),
+    "gcp:compute/firewall:Firewall": ("direction", "priority", "sourceRanges", "targetTags"),
+    "docker-build:index:Image": ("context.location", "buildArgs", "tags"),
+}
+
+
+def lookup(inputs: Mapping[str, Any], path: str) -> Any:
+    value: Any = inputs
+    for part in path.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def summary(resource: Resource) -> str:
+    """The inputs a reviewer looks at first, in one line."""
+    inputs = resource.inputs
+    if resource.read:
+        text = "reads an existing object"
+    elif resource.type in SUMMARY_PATHS:
+        found = ((p, lookup(inputs, p)) for p in SUMMARY_PATHS[resource.type])
+        text = " ".join(
+            f"{p}={json.dumps(v, sort_keys=True) if not isinstance(v, str) else v}" for p, v in found if v is not None
+        )
+    elif resource.type == "kubernetes:helm.sh/v3:Release":
+        text = f"{inputs.get('chart')} {inputs.get('version')} from {inputs.get('repositoryOpts', {}).get('repo')}"
+    elif isinstance(inputs.get("metadata"), dict) and resource.type.startswith("kubernetes:"):
+        meta = inputs["metadata"]
+        text = f"{meta.get('namespace', '-')}/{meta.get('name', '-')}"
+    else:
+        scalars = [f"{k}={v}" for k, v in sorted(inputs.items()) if isinstance(v, str | int | float | bool)]
+        text = " ".join(scalars)
+    return text if len(text) <= SUMMARY_WIDTH else text[: SUMMARY_WIDTH - 1] + "…"
+
+
+def table(run: Run) -> str:
+    names = {r.urn: r.name for r in run.resources}
+    rows = [("TYPE", "NAME", "PARENT", "INPUTS")]
+    rows += [(r.type, r.name, names.get(r.parent, "-"), summary(r)) for r in run.resources]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    return (
+        "\n".join(
+            "  ".join(cell.ljust(widths[i]) if i < 3 else cell for i, cell in enumerate(row)).rstrip() for row in rows
+        )
+        + "\n"
+    )
+
+
+def manifest(resource: Resource) -> dict[str, Any]:
+    """A Kubernetes object as kubectl would show it (Pulumi's own bookkeeping keys left out)."""
+    return {k: v for k, v in resource.inputs.items() if not k.startswith("__")}
+
+
+def is_object(resource: Resource) -> bool:
+    return (
+        resource.type.startswith("kubernetes:")
+        and not resource.read
+        and resource.type != "kubernetes:helm.sh/v3:Release"
+        and "apiVersion" in resource.inputs
+    )
+
+
+def record(run: Run) -> list[dict[str, Any]]:
+    names = {r.urn: r.name for r in run.resources}
+    return [
+        {
+            "type": r.type,
+            "name": r.name,
+            "parent": names.get(r.parent, ""),
+            "inputs": r.inputs,
+            "options": {"ignoreChanges": r.ignore_changes},
+            "secrets": sorted(r.secret_paths),
+            "read": r.read,
+        }
+        for r in run.resources
+    ]
+
+
+def redact(value: Any, path: str, secret_paths: set[str]) -> Any:
+    """Secrets never reach plan files: their values are replaced, their presence kept."""
+    if any(path == p for p in secret_paths):
+        return "[secret]"
+    if isinstance(value, dict):
+        return {k: redact(v, f"{path}.{k}" if path else k, secret_paths) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v, f"{path}[{i}]", secret_paths) for i, v in enumerate(value)]
+    return value
+
+
+def redacted(run: Run) -> Run:
+    for resource in run.resources:
+        resource.inputs = redact(resource.inputs, "", resource.secret_paths)
+    run.outputs = {k: ("[secret]" if k in run.secret_outputs else v) for k, v in run.outputs.items()}
+    return run
+
+
+def write_plan(run: Run, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "resources.txt").write_text(table(run))
+    (out / "resources.json").write_text(
+        json.dumps({"stack": run.stack, "resources": record(run), "outputs": run.outputs}, indent=1, sort_keys=True)
+    )
+    for folder in ("manifests", "helm"):
+        (out / folder).mkdir(exist_ok=True)
+        for old in (out / folder).glob("*.yaml"):
+            old.unlink()
+    for resource in run.resources:
+        if is_object(resource):
+            obj = manifest(resource)
+            meta = obj.get("metadata", {})
+            filename = f"{obj['kind']}-{meta.get('namespace', 'cluster')}-{meta.get('name', resource.name)}.yaml"
+            (out / "manifests" / filename.lower()).write_text(yaml.safe_dump(obj, sort_keys=False))
+        elif resource.type == "kubernetes:helm.sh/v3:Release":
+            inputs = resource.inputs
+            release = {
+                "release": inputs.get("name"),
+                "namespace": inputs.get("namespace"),
+                "repository": inputs.get("repositoryOpts", {}).get("repo"),
+                "chart": inputs.get("chart"),
+                "version": inputs.get("version"),
+                "values": inputs.get("values", {}),
+            }
+            (out / "helm" / f"{inputs.get('name', resource.name)}.yaml").write_text(
+                yaml.safe_dump(release, sort_keys=False)
+            )
+
+
+def load_plan(path: Path) -> dict[str, Any]:
+    file = path / "resources.json" if path.is_dir() else path
+    if not file.exists():
+        raise PlanError(f"--diff {path}: no plan there (expected {file}); write one with --out {path}")
+    try:
+        return json.loads(file.read_text())
+    except ValueError as exc:
+        raise PlanError(f"--diff {path}: {file} is not a plan file ({exc})") from None
+
+
+def changed_fields(old: Any, new: Any, path: str = "") -> list[tuple[str, Any, Any]]:
+    """Every leaf that differs, as (dotted path, old, new)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        changes = []
+        for key in sorted(set(old) | set(new), key=str):
+            child = f"{path}.{key}" if path else str(key)
+            changes += changed_fields(old.get(key, "(absent)"), new.get(key, "(absent)"), child)
+        return changes
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        return [c for i, (a, b) in enumerate(zip(old, new, strict=True)) for c in changed_fields(a, b, f"{path}[{i}]")]
+    return [] if old == new else [(path, old, new)]
+
+
+def short(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else value
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def diff(base: Mapping[str, Any], head: Mapping[str, Any]) -> str:
+    """A short, readable diff of two plans of the same stack: what appears, disappears or changes, and how."""
+    before = {resource_key(r): r for r in base["resources"]}
+    after = {resource_key(r): r for r in head["resources"]}
+    lines = [f"meshburst plan diff, stack {head['stack']}"]
+    if base.get("stack") != head.get("stack"):
+        lines.append(f"warning: comparing stack {head['stack']} with a plan of stack {base.get('stack')}")
+    added = [k for k in after if k not in before]
+    removed = [k for k in before if k not in after]
+
+    def compared(resource: Mapping[str, Any]) -> dict[str, Any]:
+        return {"inputs": resource["inputs"], "options": resource.get("options", {})}
+
+    changed = [k for k in after if k in before and compared(after[k]) != compared(before[k])]
+    for key in added:
+        lines.append(f"+ {key}")
+    for key in removed:
+        lines.append(f"- {key}")
+    for key in changed:
+        lines.append(f"~ {key}")
+        fields = changed_fields(compared(before[key]), compared(after[key]))
+        # Input paths read as the object's own fields; option changes keep their `options.` prefix.
+        lines += [f"    {path.removeprefix('inputs.')}: {short(a)} -> {short(b)}" for path, a, b in fields]
+    output_changes = changed_fields(base.get("outputs", {}), head.get("outputs", {}))
+    for path, a, b in output_changes:
+        lines.append(f"~ output {path}: {short(a)} -> {short(b)}")
+    unchanged = len(after) - len(added) - len(changed)
+    lines.append(f"{len(added)} to add, {len(changed)} to change, {len(removed)} to remove, {unchanged} unchanged")
+    return "\n".join(lines) + "\n"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.plan",
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("stack", choices=ROLES, help="which stack to plan")
+    parser.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key of the stack (repeatable), e.g. --set canaryWeight=50",
+    )
+    parser.add_argument("--out", type=Path, help="folder to write the plan to (created if missing)")
+    parser.add_argument(
+        "--diff",
+        type=Path,
+        metavar="OTHER_PLAN",
+        help="print what changes from the plan in OTHER_PLAN (a folder written by --out) to this one",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.out is None and args.diff is None:
+        parser.error("nothing to do: give --out DIR to write the plan, --diff OTHER_PLAN to compare, or both")
+    try:
+        overrides = parse_sets(args.sets)
+        base = load_plan(args.diff) if args.diff is not None else None
+        try:
+            run = redacted(plan_stack(args.stack, overrides))
+        except RunFailed as failed:
+            print(f"error: the {args.stack} stack does not evaluate:\n{failed.error}", file=sys.stderr)
+            return EXIT_BAD_CONFIG
+        if args.out is not None:
+            write_plan(run, args.out)
+            print(f"wrote the {args.stack} plan to {args.out}/ ({len(run.resources)} resources)", file=sys.stderr)
+        if base is not None:
+            head = {"stack": run.stack, "resources": record(run), "outputs": run.outputs}
+            sys.stdout.write(diff(json.loads(json.dumps(base)), json.loads(json.dumps(head, sort_keys=True))))
+    except PlanError as error:
+        parser.error(str(error))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
