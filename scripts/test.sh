@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 need_packages=()
 command -v redis-server >/dev/null || need_packages+=(redis-server)
 command -v prometheus >/dev/null || need_packages+=(prometheus)
-command -v chromium >/dev/null || need_packages+=(chromium)
+command -v chromium >/dev/null || command -v google-chrome >/dev/null || need_packages+=(chromium)
 if [ "${#need_packages[@]}" -gt 0 ]; then
   if ! command -v apt-get >/dev/null; then
     echo "error: the tests need ${need_packages[*]}; install them with your package manager and run again" >&2

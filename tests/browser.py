@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,11 +20,17 @@ CHROMIUM_ARGS = [
 ]
 
 
+BROWSERS = ("chromium", "google-chrome", "google-chrome-stable")
+
+
 def chromium_path() -> str:
-    path = shutil.which("chromium") or "/usr/bin/chromium"
-    if not shutil.which(path):
-        raise RuntimeError("chromium is not installed: run .ci/run, or apt-get install chromium")
-    return path
+    """CHROMIUM_PATH, else Debian's chromium, else Google Chrome (as GitHub's Ubuntu runners have)."""
+    override = os.environ.get("CHROMIUM_PATH")
+    found = [override] if override else [shutil.which(name) for name in BROWSERS]
+    for path in found:
+        if path and os.access(path, os.X_OK):
+            return path
+    raise RuntimeError("no Chromium found: run scripts/test.sh (installs Debian's chromium) or set CHROMIUM_PATH")
 
 
 @contextmanager
