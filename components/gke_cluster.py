@@ -112,6 +112,8 @@ class GkeCluster(pulumi.ComponentResource):
                 workload_pool=pulumi.Output.from_input(args["project"]).apply(lambda p: f"{p}.svc.id.goog")
             ),
             enable_shielded_nodes=True,
+            # GKE Dataplane V2 enforces the apps' NetworkPolicies (without it they would be ignored).
+            datapath_provider="ADVANCED_DATAPATH",
             release_channel=gcp.container.ClusterReleaseChannelArgs(channel=RELEASE_CHANNEL),
             logging_service="logging.googleapis.com/kubernetes",
             monitoring_service="monitoring.googleapis.com/kubernetes",

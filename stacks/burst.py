@@ -102,6 +102,9 @@ def build_burst(settings: Settings) -> dict[str, Any]:
             "images": {"worker": from_primary("workerImage")},
             "burst_weight": 0,
             "weights_owned_by_controller": False,
+            "primary_pod_cidr": from_primary("podCidr"),
+            "burst_pod_cidr": cluster.pod_cidr,
+            "primary_provider": primary_provider,
         },
         opts=pulumi.ResourceOptions(providers={"kubernetes": cluster.provider}, depends_on=remote.ready),
     )

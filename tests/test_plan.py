@@ -91,7 +91,8 @@ def test_diff_shows_what_appears(primary_plan: Path):
     # The controller owns the worker weights now: Pulumi is told to ignore them.
     assert "~ kubernetes:networking.istio.io/v1:VirtualService worker-split-virtual-service" in lines
     assert '    options.ignoreChanges: [] -> ["spec.http[0].route[0].weight", "spec.http[0].route[1].weight"]' in lines
-    assert lines[-1].startswith("6 to add, 1 to change, 0 to remove")
+    assert "+ kubernetes:networking.k8s.io/v1:NetworkPolicy burstwatch-controller-network-policy" in lines
+    assert lines[-1].startswith("7 to add, 1 to change, 0 to remove")
 
 
 def test_burst_plan_reads_the_primary_outputs_by_name(tmp_path: Path):

@@ -59,7 +59,8 @@ def test_redis_is_the_official_image_without_persistence(primary_run: Run):
     assert redis["args"] == ["redis-server", "--save", "", "--appendonly", "no", "--protected-mode", "no"]
     assert redis["readinessProbe"]["tcpSocket"] == {"port": 6379}
     assert redis["livenessProbe"]["tcpSocket"] == {"port": 6379}
-    assert redis["securityContext"]["runAsUser"] == 999
+    assert redis["securityContext"]["runAsUser"] == 10001
+    assert redis["imagePullPolicy"] == "Always", "a tag can move, so it is pulled every time"
     assert redis["securityContext"]["readOnlyRootFilesystem"] is True
     assert sorted(m["mountPath"] for m in redis["volumeMounts"]) == ["/data", "/tmp"]
     assert redis["resources"]["limits"] == {"cpu": "500m", "memory": "128Mi"}
@@ -201,3 +202,68 @@ def test_burst_workers_autoscale_on_cpu(burst_run: Run):
 def test_burst_apps_wait_for_the_remote_mesh(burst_run: Run):
     app = burst_run.one("meshburst:apps:WorkerApp", "worker")
     assert burst_run.named("istio-apps-namespace").urn in app.dependencies
+
+
+def policy(run: Run, name: str) -> dict:
+    return run.one("kubernetes:networking.k8s.io/v1:NetworkPolicy", name).get("spec")
+
+
+METRICS_RULE = {
+    "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "istio-system"}}}],
+    "ports": [{"protocol": "TCP", "port": 15020}, {"protocol": "TCP", "port": 15090}],
+}
+
+
+def test_every_workload_has_a_network_policy_admitting_only_its_clients(primary_run: Run, burst_run: Run):
+    for run in (primary_run, burst_run):
+        selected = {
+            json.dumps(p.get("spec.podSelector.matchLabels"), sort_keys=True)
+            for p in run.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
+        }
+        for deployment in run.of_type(DEPLOYMENT):
+            assert json.dumps(deployment.get("spec.selector.matchLabels"), sort_keys=True) in selected, deployment.name
+
+
+def test_primary_worker_admits_only_the_frontend(primary_run: Run):
+    assert policy(primary_run, "worker-worker-network-policy") == {
+        "podSelector": {"matchLabels": {"app": "worker", "cluster-type": "primary-cluster"}},
+        "policyTypes": ["Ingress"],
+        "ingress": [
+            {
+                "from": [{"podSelector": {"matchLabels": {"app": "frontend"}}}],
+                "ports": [{"protocol": "TCP", "port": 8081}],
+            },
+            METRICS_RULE,
+        ],
+    }
+
+
+def test_burst_worker_admits_the_primary_pod_range_only(burst_run: Run):
+    rules = policy(burst_run, "worker-worker-network-policy")["ingress"]
+    assert rules[0] == {"from": [{"ipBlock": {"cidr": "10.4.0.0/14"}}], "ports": [{"protocol": "TCP", "port": 8081}]}
+    assert rules[1] == METRICS_RULE
+
+
+def test_redis_admits_workers_frontend_and_the_burst_pod_range(primary_run: Run, burst_run: Run):
+    rules = policy(primary_run, "worker-redis-network-policy")["ingress"]
+    assert rules[0]["from"] == [
+        {"podSelector": {"matchLabels": {"app": "worker"}}},
+        {"podSelector": {"matchLabels": {"app": "frontend"}}},
+    ]
+    assert rules[0]["ports"] == [{"protocol": "TCP", "port": 6379}]
+    admit = burst_run.one("kubernetes:networking.k8s.io/v1:NetworkPolicy", "worker-redis-from-burst")
+    assert burst_run.provider_name(admit) == "primary-access", "written into the primary, where Redis runs"
+    assert admit.get("spec.ingress") == [
+        {"from": [{"ipBlock": {"cidr": "10.8.0.0/14"}}], "ports": [{"protocol": "TCP", "port": 6379}]}
+    ]
+
+
+def test_frontend_and_shark_admit_only_the_ingress_gateway(primary_run: Run):
+    for name, port in (("worker-frontend-network-policy", 8080), ("shark-shark-v1-network-policy", 8080)):
+        rules = policy(primary_run, name)["ingress"]
+        assert rules[0] == {"from": METRICS_RULE["from"], "ports": [{"protocol": "TCP", "port": port}]}
+
+
+def test_clusters_enforce_network_policies(primary_run: Run, burst_run: Run):
+    for run, name in ((primary_run, "primary-cluster"), (burst_run, "burst-cluster")):
+        assert run.one("gcp:container/cluster:Cluster", name).get("datapathProvider") == "ADVANCED_DATAPATH"

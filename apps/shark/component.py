@@ -9,7 +9,7 @@ import pulumi
 from components.istio_values import SHARK_PORT, http_gateway
 from components.k8s_objects import custom_resource
 from components.weighted_route import HeaderOverride, RouteSpec, WeightedRoute
-from components.workload import Resources, Workload, WorkloadSpec, service, service_manifest
+from components.workload import FROM_ISTIO_SYSTEM, Resources, Workload, WorkloadSpec, service, service_manifest
 
 APP = "shark"
 PORT = 8080
@@ -26,6 +26,8 @@ def shark_workloads(images: dict[str, pulumi.Input[str]]) -> list[WorkloadSpec]:
             image=images[f"shark-{version}"],
             port=PORT,
             resources=Resources(cpu_request="50m", memory_request="64Mi", cpu_limit="250m", memory_limit="128Mi"),
+            # Only the ingress gateway (istio-system) reaches the site.
+            allow_from=[FROM_ISTIO_SYSTEM],
         )
         for version in VERSIONS
     ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -11,7 +11,16 @@ from apps.worker.common import BURST_PREFIX
 from components.istio_values import HASHR_PORT, http_gateway
 from components.k8s_objects import custom_resource
 from components.weighted_route import RouteSpec, WeightedRoute
-from components.workload import Resources, Workload, WorkloadSpec, service, service_manifest
+from components.workload import (
+    FROM_ISTIO_SYSTEM,
+    Resources,
+    Workload,
+    WorkloadSpec,
+    from_cidr,
+    from_pods,
+    service,
+    service_manifest,
+)
 
 WORKER_PORT = 8081
 FRONTEND_PORT = 8080
@@ -20,9 +29,8 @@ WORKER_SERVICE = "worker-service"
 FRONTEND_SERVICE = "frontend-service"
 REDIS_SERVICE = "redis-cache-service"
 REDIS_URL = f"{REDIS_SERVICE}:{REDIS_PORT}"
-# The official image, pinned; it runs as the `redis` user (uid 999).
+# The official image. It runs as any uid: started as non-root, its entrypoint skips the switch to `redis`.
 REDIS_IMAGE = "redis:7.4.2-alpine"
-REDIS_USER_ID = 999
 HASHR_GATEWAY = "hashr-gateway"
 CLUSTER_TYPES = {"primary": "primary-cluster", "burst": "burst-cluster"}
 # Routing to the workers: subset name -> the label that tells the clusters' workers apart.
@@ -31,11 +39,20 @@ WORKER_ROUTE = "worker-split"
 WORKER_RESOURCES = Resources(cpu_request="200m", memory_request="96Mi", cpu_limit="1", memory_limit="256Mi")
 
 
-def worker_spec(cluster: str, image: pulumi.Input[str]) -> WorkloadSpec:
-    """A worker Deployment; burst workers prefix their results so users can see where work ran."""
+def worker_spec(
+    cluster: str, image: pulumi.Input[str], primary_pod_cidr: pulumi.Input[str] | None = None
+) -> WorkloadSpec:
+    """A worker Deployment; burst workers prefix their results so users can see where work ran.
+
+    Only the frontend sends work: in the primary it is a neighbour pod; in burst it arrives from the
+    primary's pod range over the flat VPC.
+    """
     env: dict[str, pulumi.Input[str]] = {"REDIS_URL": REDIS_URL, "CLUSTER_NAME": cluster}
     if cluster == "burst":
         env["PREFIX"] = BURST_PREFIX
+        if primary_pod_cidr is None:
+            raise ValueError("burst workers need the primary's pod CIDR to admit the frontend's requests")
+    clients = [from_cidr(primary_pod_cidr)] if cluster == "burst" else [from_pods({"app": "frontend"})]
     return WorkloadSpec(
         name="worker",
         labels={"app": "worker", "cluster-type": CLUSTER_TYPES[cluster]},
@@ -46,6 +63,7 @@ def worker_spec(cluster: str, image: pulumi.Input[str]) -> WorkloadSpec:
         resources=WORKER_RESOURCES,
         # In burst the autoscaler owns the replica count; a fixed one would fight it on every `pulumi up`.
         replicas=None if cluster == "burst" else 2,
+        allow_from=clients,
     )
 
 
@@ -59,6 +77,7 @@ def frontend_spec(image: pulumi.Input[str]) -> WorkloadSpec:
         # One sender: two replicas would each send at the chosen rate.
         replicas=1,
         resources=Resources(cpu_request="100m", memory_request="96Mi", cpu_limit="1", memory_limit="256Mi"),
+        allow_from=[FROM_ISTIO_SYSTEM],  # the ingress gateway
     )
 
 
@@ -72,10 +91,26 @@ def redis_spec() -> WorkloadSpec:
         health_path=None,
         replicas=1,
         args=["redis-server", "--save", "", "--appendonly", "no", "--protected-mode", "no"],
-        run_as_user=REDIS_USER_ID,
         writable_paths=("/data", "/tmp"),
         resources=Resources(cpu_request="50m", memory_request="64Mi", cpu_limit="500m", memory_limit="128Mi"),
+        # Burst workers are admitted by a policy the burst stack adds (redis_from_burst_policy).
+        allow_from=[from_pods({"app": "worker"}), from_pods({"app": "frontend"})],
+        checkov_skips={
+            "CKV_K8S_43": "the official Redis image, by exact release tag and pulled Always; not built here to pin",
+        },
     )
+
+
+def redis_from_burst_policy(namespace: str, burst_pod_cidr: pulumi.Input[str]) -> dict[str, Any]:
+    """Lets burst workers publish results to the primary's Redis. Added by the burst stack, which knows its range."""
+    return {
+        "metadata": {"name": "redis-from-burst", "namespace": namespace, "labels": {"app": "redis"}},
+        "spec": {
+            "podSelector": {"matchLabels": {"app": "redis"}},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [from_cidr(burst_pod_cidr)], "ports": [{"protocol": "TCP", "port": REDIS_PORT}]}],
+        },
+    }
 
 
 def worker_route(namespace: str, burst_weight: int) -> RouteSpec:
@@ -151,6 +186,12 @@ class WorkerAppArgs(TypedDict):
     """Percent of worker traffic for the burst cluster (primary only)."""
     weights_owned_by_controller: bool
     """burstwatch owns the split: Pulumi ignores changes to the route weights."""
+    primary_pod_cidr: NotRequired[pulumi.Input[str]]
+    """burst only: the primary's pod range, where the frontend's requests come from."""
+    burst_pod_cidr: NotRequired[pulumi.Input[str]]
+    """burst only: this cluster's pod range, admitted to the primary's Redis."""
+    primary_provider: NotRequired[k8s.Provider]
+    """burst only: access to the primary, to admit burst workers to its Redis."""
 
 
 class WorkerApp(pulumi.ComponentResource):
@@ -166,7 +207,9 @@ class WorkerApp(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         images = args["images"]
 
-        Workload(f"{name}-worker", worker_spec(cluster, images["worker"]), namespace, child)
+        Workload(
+            f"{name}-worker", worker_spec(cluster, images["worker"], args.get("primary_pod_cidr")), namespace, child
+        )
         service(
             f"{name}-worker-service",
             service_manifest(WORKER_SERVICE, namespace, {"app": "worker"}, 80, WORKER_PORT),
@@ -183,6 +226,13 @@ class WorkerApp(pulumi.ComponentResource):
             hpa = worker_autoscaler(namespace)
             k8s.autoscaling.v2.HorizontalPodAutoscaler(
                 f"{name}-worker-hpa", metadata=hpa["metadata"], spec=hpa["spec"], opts=child
+            )
+            admit = redis_from_burst_policy(namespace, args["burst_pod_cidr"])
+            k8s.networking.v1.NetworkPolicy(
+                f"{name}-redis-from-burst",
+                metadata=admit["metadata"],
+                spec=admit["spec"],
+                opts=pulumi.ResourceOptions(parent=self, provider=args["primary_provider"]),
             )
         else:
             Workload(f"{name}-redis", redis_spec(), namespace, child)
