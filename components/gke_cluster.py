@@ -18,6 +18,8 @@ NODE_ROLES = (
 # Legacy node scopes are a second gate; with a minimal service account, cloud-platform is what GKE advises.
 NODE_OAUTH_SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 RELEASE_CHANNEL = "REGULAR"
+# The Kubernetes minor that channel runs (late 2026); rendered objects are validated against its schemas.
+KUBERNETES_MINOR = "1.35"
 
 
 def node_tag(cluster: str) -> str:

@@ -9,7 +9,7 @@ import pulumi
 from components.istio_values import ISTIO_NAMESPACE
 from components.k8s_objects import helm_release
 
-PROMETHEUS_CHART = ("https://prometheus-community.github.io/helm-charts", "prometheus", "27.42.2")
+PROMETHEUS_CHART = ("https://prometheus-community.github.io/helm-charts", "prometheus", "27.46.0")
 GRAFANA_CHART = ("https://grafana.github.io/helm-charts", "grafana", "8.0.0")
 KIALI_CHART = ("https://kiali.org/helm-charts", "kiali-server", "2.5.0")
 PROMETHEUS_URL = f"http://prometheus.{ISTIO_NAMESPACE}:9090"

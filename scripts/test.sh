@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The test command. On a fresh machine it installs what the tests need, then runs them:
-#   system packages  redis-server, prometheus, chromium (Debian/Ubuntu, via apt-get; root or sudo)
-#   Python           .venv with requirements-dev.txt (pinned)
-#   tests            pytest: the program under Pulumi mocks, the apps on loopback, the pages in Chromium
+#   system packages  redis-server, prometheus, chromium, node (Debian/Ubuntu, via apt-get; root or sudo)
+#   Python           .venv with requirements-dev.txt; .venv-checkov with checkov (pinned, kept apart)
+#   node             tools/istio-schemas (Istio's schemas, from package-lock.json)
+#   tests            pytest: the program under Pulumi mocks, the apps on loopback, the pages in Chromium,
+#                    and the schema and security gates
 # Extra arguments go to pytest, e.g. `scripts/test.sh -k canary -x`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +13,7 @@ need_packages=()
 command -v redis-server >/dev/null || need_packages+=(redis-server)
 command -v prometheus >/dev/null || need_packages+=(prometheus)
 command -v chromium >/dev/null || command -v google-chrome >/dev/null || need_packages+=(chromium)
+command -v node >/dev/null || need_packages+=(nodejs npm)
 if [ "${#need_packages[@]}" -gt 0 ]; then
   if ! command -v apt-get >/dev/null; then
     echo "error: the tests need ${need_packages[*]}; install them with your package manager and run again" >&2
@@ -23,12 +26,26 @@ if [ "${#need_packages[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need_packages[@]}" >/dev/null
 fi
 
-if [ ! -x .venv/bin/python ] || [ requirements-dev.txt -nt .venv/.installed ] || [ requirements.txt -nt .venv/.installed ]; then
-  echo "==> creating .venv and installing requirements-dev.txt"
+stale() { [ ! -e "$1" ] || [ "$2" -nt "$1" ] || { [ -n "${3:-}" ] && [ "$3" -nt "$1" ]; }; }
+
+if stale .venv/.installed requirements-dev.txt requirements.txt; then
+  echo "==> .venv: installing requirements-dev.txt"
   python3 -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -r requirements-dev.txt
   touch .venv/.installed
+fi
+if stale .venv-checkov/.installed requirements-checkov.txt; then
+  echo "==> .venv-checkov: installing checkov"
+  python3 -m venv .venv-checkov
+  .venv-checkov/bin/python -m pip install -q --upgrade pip
+  .venv-checkov/bin/python -m pip install -q -r requirements-checkov.txt
+  touch .venv-checkov/.installed
+fi
+if stale tools/istio-schemas/node_modules/.installed tools/istio-schemas/package-lock.json; then
+  echo "==> tools/istio-schemas: npm ci"
+  npm ci --prefix tools/istio-schemas --no-audit --no-fund --loglevel=error
+  touch tools/istio-schemas/node_modules/.installed
 fi
 
 echo "==> pytest"

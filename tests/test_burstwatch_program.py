@@ -24,7 +24,7 @@ def test_prometheus_is_installed_like_istios_addon(primary_run: Run):
     assert prometheus.get("repositoryOpts.repo") == "https://prometheus-community.github.io/helm-charts"
     assert (prometheus.get("chart"), prometheus.get("version"), prometheus.get("namespace")) == (
         "prometheus",
-        "27.42.2",
+        "27.46.0",
         "istio-system",
     )
     values = prometheus.get("values")
