@@ -11,6 +11,7 @@ import pulumi
 from components.k8s_objects import custom_resource
 
 ISTIO_API = "networking.istio.io/v1"
+PATCH_FORCE = "pulumi.com/patchForce"
 
 
 def split_weights(share_to_second: int) -> tuple[int, int]:
@@ -147,6 +148,12 @@ class WeightedRoute(pulumi.ComponentResource):
         if args.get("weights_owned_elsewhere"):
             index = weighted_route_path(virtual_service)
             ignore = [f"spec.http[{index}].route[{i}].weight" for i in range(len(spec.subsets))]
+        else:
+            # Pulumi is the one writer of these weights. If something else wrote them (burstwatch before
+            # a switch back to manual, a kubectl edit), server-side apply takes them back instead of
+            # failing on a field-manager conflict; adding this annotation is itself the change that
+            # makes an auto -> manual switch re-apply the weights.
+            virtual_service["metadata"]["annotations"] = {PATCH_FORCE: "true"}
         custom_resource(
             f"{name}-virtual-service",
             virtual_service,

@@ -125,6 +125,9 @@ def test_auto_mode_hands_the_weights_to_the_controller(auto_run: Run, primary_ru
     assert vs.ignore_changes == ["spec.http[0].route[0].weight", "spec.http[0].route[1].weight"]
     manual = primary_run.one("kubernetes:networking.istio.io/v1:VirtualService", "worker-split-virtual-service")
     assert manual.ignore_changes == []
+    # Back in manual mode Pulumi takes the weights back from burstwatch's field manager, not a conflict.
+    assert "annotations" not in vs.get("metadata"), "in auto mode Pulumi must never force the controller's weights"
+    assert manual.get("metadata.annotations") == {"pulumi.com/patchForce": "true"}
 
 
 def test_controller_waits_for_the_route_and_prometheus(auto_run: Run):

@@ -24,7 +24,9 @@ def primary_plan(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("plan") / "primary"
     result = plan("primary", "--out", str(out))
     assert result.returncode == 0, result.stderr
+    # Exactly one line: no stray teardown traceback from Pulumi's mock runtime.
     assert result.stderr.startswith(f"wrote the primary plan to {out}/ (")
+    assert result.stderr.count("\n") == 1, result.stderr
     return out
 
 
@@ -91,6 +93,7 @@ def test_diff_shows_what_appears(primary_plan: Path):
     # The controller owns the worker weights now: Pulumi is told to ignore them.
     assert "~ kubernetes:networking.istio.io/v1:VirtualService worker-split-virtual-service" in lines
     assert '    options.ignoreChanges: [] -> ["spec.http[0].route[0].weight", "spec.http[0].route[1].weight"]' in lines
+    assert '    metadata.annotations: {"pulumi.com/patchForce": "true"} -> (absent)' in lines
     assert "+ kubernetes:networking.k8s.io/v1:NetworkPolicy burstwatch-controller-network-policy" in lines
     assert lines[-1].startswith("7 to add, 1 to change, 0 to remove")
 

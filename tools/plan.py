@@ -21,6 +21,7 @@ examples:
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
 from collections.abc import Iterable, Mapping
@@ -339,4 +340,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_code = main()
+    # Pulumi's mock runtime leaves an event loop behind per worker thread. Collect them now, while they
+    # can close cleanly; left to interpreter teardown they sometimes print a spurious traceback.
+    gc.collect()
+    sys.exit(exit_code)
