@@ -7,7 +7,8 @@ from typing import TypedDict
 import pulumi
 
 from components import istio_values as iv
-from components.k8s_objects import custom_resource, istio_release, load_balancer_ip, namespace
+from components.istio_core import after, install_istio_core
+from components.k8s_objects import custom_resource, istio_release, load_balancer_ip
 
 
 class IstioControlPlaneArgs(TypedDict):
@@ -32,30 +33,22 @@ class IstioControlPlane(pulumi.ComponentResource):
     def __init__(self, name: str, args: IstioControlPlaneArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("meshburst:istio:IstioControlPlane", name, None, opts)
         version = args["version"]
-
-        def after(*deps: pulumi.Resource) -> pulumi.ResourceOptions:
-            return pulumi.ResourceOptions(parent=self, depends_on=list(deps))
-
-        system_ns = namespace(
-            f"{name}-istio-system",
-            iv.ISTIO_NAMESPACE,
-            after(),
-            labels={"topology.istio.io/network": args["network"]},
-        )
-        base = istio_release(
-            f"{name}-base", "istio-base", "base", version, iv.base_values(remote=False), after(system_ns)
-        )
-        istiod = istio_release(
-            f"{name}-istiod",
-            "istiod",
-            "istiod",
+        core = install_istio_core(
+            self,
+            name,
             version,
+            args["network"],
+            iv.base_values(remote=False),
             iv.istiod_primary_values(args["cluster"], args["mesh_id"], args["network"]),
-            after(base),
         )
         # Gateways are injected by istiod's webhook, so they come after istiod is ready.
         ingress = istio_release(
-            f"{name}-ingress", iv.INGRESS_GATEWAY, "gateway", version, iv.ingress_gateway_values(), after(istiod)
+            f"{name}-ingress",
+            iv.INGRESS_GATEWAY,
+            "gateway",
+            version,
+            iv.ingress_gateway_values(),
+            after(self, core.istiod),
         )
         eastwest = istio_release(
             f"{name}-eastwest",
@@ -63,22 +56,18 @@ class IstioControlPlane(pulumi.ComponentResource):
             "gateway",
             version,
             iv.eastwest_gateway_values(args["network"]),
-            after(istiod),
+            after(self, core.istiod),
         )
         for obj in iv.expose_istiod_objects():
-            custom_resource(f"{name}-{obj['metadata']['name']}", obj, after(base, eastwest))
-
-        apps_ns = namespace(
-            f"{name}-apps-namespace", iv.APPS_NAMESPACE, after(istiod), labels=iv.apps_namespace_labels()
-        )
+            custom_resource(f"{name}-{obj['metadata']['name']}", obj, after(self, core.base, eastwest))
 
         self.istiod_address = load_balancer_ip(
-            f"{name}-eastwest-service", f"{iv.ISTIO_NAMESPACE}/{iv.EASTWEST_GATEWAY}", after(eastwest)
+            f"{name}-eastwest-service", f"{iv.ISTIO_NAMESPACE}/{iv.EASTWEST_GATEWAY}", after(self, eastwest)
         )
         self.ingress_ip = load_balancer_ip(
-            f"{name}-ingress-service", f"{iv.ISTIO_NAMESPACE}/{iv.INGRESS_GATEWAY}", after(ingress)
+            f"{name}-ingress-service", f"{iv.ISTIO_NAMESPACE}/{iv.INGRESS_GATEWAY}", after(self, ingress)
         )
         self.apps_namespace = iv.APPS_NAMESPACE
         # Apps depend on these: the namespace exists and the ingress gateway is there to bind Gateways to.
-        self.ready: list[pulumi.Resource] = [apps_ns, ingress]
+        self.ready: list[pulumi.Resource] = [core.apps_namespace, ingress]
         self.register_outputs({"istiodAddress": self.istiod_address, "ingressIp": self.ingress_ip})

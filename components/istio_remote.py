@@ -7,7 +7,7 @@ from typing import TypedDict
 import pulumi
 
 from components import istio_values as iv
-from components.k8s_objects import istio_release, namespace
+from components.istio_core import install_istio_core
 
 
 class IstioRemoteArgs(TypedDict):
@@ -31,32 +31,16 @@ class IstioRemote(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: IstioRemoteArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("meshburst:istio:IstioRemote", name, None, opts)
-        version = args["version"]
-
-        def after(*deps: pulumi.Resource) -> pulumi.ResourceOptions:
-            return pulumi.ResourceOptions(parent=self, depends_on=list(deps))
-
-        system_ns = namespace(
-            f"{name}-istio-system",
-            iv.ISTIO_NAMESPACE,
-            after(),
-            labels={"topology.istio.io/network": args["network"]},
-            annotations={"topology.istio.io/controlPlaneClusters": args["control_plane_cluster"]},
-        )
-        self.base = istio_release(
-            f"{name}-base", "istio-base", "base", version, iv.base_values(remote=True), after(system_ns)
-        )
-        istiod = istio_release(
-            f"{name}-istiod",
-            "istiod",
-            "istiod",
-            version,
+        core = install_istio_core(
+            self,
+            name,
+            args["version"],
+            args["network"],
+            iv.base_values(remote=True),
             iv.istiod_remote_values(args["cluster"], args["mesh_id"], args["network"], args["remote_pilot_address"]),
-            after(self.base),
+            system_annotations={"topology.istio.io/controlPlaneClusters": args["control_plane_cluster"]},
         )
-        apps_ns = namespace(
-            f"{name}-apps-namespace", iv.APPS_NAMESPACE, after(istiod), labels=iv.apps_namespace_labels()
-        )
+        self.base = core.base
         self.apps_namespace = iv.APPS_NAMESPACE
-        self.ready: list[pulumi.Resource] = [apps_ns]
+        self.ready: list[pulumi.Resource] = [core.apps_namespace]
         self.register_outputs({"appsNamespace": self.apps_namespace})

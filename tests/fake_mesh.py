@@ -33,7 +33,23 @@ def _serve(handler: type[BaseHTTPRequestHandler]) -> tuple[ThreadingHTTPServer, 
     return server, f"127.0.0.1:{server.server_address[1]}"
 
 
-class RateExporter:
+class LoopbackServer:
+    """A test HTTP server on loopback; `stop()`, or leaving a `with` block, shuts it down."""
+
+    server: ThreadingHTTPServer
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class RateExporter(LoopbackServer):
     def __init__(self, rate: float = 0.0) -> None:
         self.lock = threading.Lock()
         self.count = 0.0
@@ -74,10 +90,6 @@ class RateExporter:
             self.rate_changes.append((changed_at, rate))
             return changed_at
 
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
 
 @dataclass
 class Recorded:
@@ -109,7 +121,7 @@ def apply_json_patch(document: dict, operations: list[dict]) -> dict:
 
 
 @dataclass
-class FakeKubeApi:
+class FakeKubeApi(LoopbackServer):
     virtual_service: dict
     requests: list[Recorded] = field(default_factory=list)
     fail_next: list[int] = field(default_factory=list)
@@ -177,7 +189,3 @@ class FakeKubeApi:
         with self.lock:
             route = self.virtual_service["spec"]["http"][0]["route"]
             return route[0]["weight"], route[1]["weight"]
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()

@@ -59,6 +59,12 @@ class Process:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
     def stop(self, timeout: float = 10) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)

@@ -85,8 +85,7 @@ def test_bursts_above_high_and_returns_below_low_with_exact_requests(mesh, tmp_p
 
 def test_prometheus_stopped_mid_run_changes_nothing_and_counts_errors(mesh, tmp_path):
     exporter, prometheus, kube = mesh
-    controller = start_controller(tmp_path, kube, prometheus.url)
-    try:
+    with start_controller(tmp_path, kube, prometheus.url) as controller:
         wait_until(lambda: metric(controller, "burstwatch_last_rate_rps") > 0, 15, "a first reading")
         prometheus.stop()
         exporter.set_rate(100)  # would be a burst, but nobody can see it
@@ -97,28 +96,22 @@ def test_prometheus_stopped_mid_run_changes_nothing_and_counts_errors(mesh, tmp_
         assert metric(controller, 'burstwatch_errors_total{kind="unreachable"}') >= 5
         assert httpx.get(controller.url + "/healthz").status_code == 200
         assert "keeping the current split" in controller.log()
-    finally:
-        controller.stop()
 
 
 def test_a_restart_in_burst_keeps_burst(mesh, tmp_path):
     exporter, prometheus, kube = mesh
     kube.virtual_service = virtual_service_manifest(worker_route("meshburst", 100))
     exporter.set_rate(12)  # between the thresholds
-    controller = start_controller(tmp_path, kube, prometheus.url)
-    try:
+    with start_controller(tmp_path, kube, prometheus.url) as controller:
         wait_until(lambda: metric(controller, "burstwatch_polls_total") >= 8, 15, "several polls")
         assert kube.patches() == []
         assert metric(controller, 'burstwatch_mode{mode="burst"}') == 1
         assert metric(controller, 'burstwatch_weight{subset="burst"}') == 100
-    finally:
-        controller.stop()
 
 
 def test_kubernetes_conflicts_are_retried_with_backoff(mesh, tmp_path):
     exporter, prometheus, kube = mesh
-    controller = start_controller(tmp_path, kube, prometheus.url)
-    try:
+    with start_controller(tmp_path, kube, prometheus.url) as controller:
         wait_until(lambda: len(kube.requests) >= 1, 10, "the initial read")
         kube.fail_next = [409, 503]
         exporter.set_rate(40)
@@ -130,14 +123,11 @@ def test_kubernetes_conflicts_are_retried_with_backoff(mesh, tmp_path):
         assert metric(controller, 'burstwatch_errors_total{kind="kube_conflict"}') == 1
         assert metric(controller, 'burstwatch_errors_total{kind="kube_http_503"}') == 1
         assert metric(controller, 'burstwatch_decisions_total{to="burst"}') == 1
-    finally:
-        controller.stop()
 
 
 def test_a_forbidden_write_is_not_retried_and_the_split_is_re_read(mesh, tmp_path):
     exporter, prometheus, kube = mesh
-    controller = start_controller(tmp_path, kube, prometheus.url)
-    try:
+    with start_controller(tmp_path, kube, prometheus.url) as controller:
         wait_until(lambda: len(kube.requests) >= 1, 10, "the initial read")
         kube.fail_next = [403]
         exporter.set_rate(40)
@@ -145,19 +135,14 @@ def test_a_forbidden_write_is_not_retried_and_the_split_is_re_read(mesh, tmp_pat
         methods = [r.method for r in kube.requests]
         assert methods[:4] == ["GET", "PATCH", "GET", "PATCH"], methods
         assert metric(controller, 'burstwatch_errors_total{kind="kube_http_403"}') == 1
-    finally:
-        controller.stop()
 
 
 def test_bad_settings_refuse_to_start(tmp_path):
-    kube = FakeKubeApi(virtual_service_manifest(worker_route("meshburst", 0)))
-    try:
+    with FakeKubeApi(virtual_service_manifest(worker_route("meshburst", 0))) as kube:
         with pytest.raises(RuntimeError, match=r"thresholds must satisfy 0 < low < high"):
             start_controller(tmp_path, kube, "http://127.0.0.1:1", HIGH_RPS="5", LOW_RPS="10")
         with pytest.raises(RuntimeError, match=r"INTERVAL_SECONDS='soon' is not a number"):
             start_controller(tmp_path, kube, "http://127.0.0.1:1", INTERVAL_SECONDS="soon")
-    finally:
-        kube.stop()
 
 
 class BadPrometheus:

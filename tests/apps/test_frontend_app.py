@@ -100,14 +100,13 @@ def test_burst_share_reflects_the_split(system):
 
 def test_a_failing_worker_is_counted_not_piled_up(tmp_path):
     # Nothing listens on this port: every send fails fast and is counted as an error.
-    frontend = UvicornApp(
+    with UvicornApp(
         "frontend-failing",
         "apps/worker",
         "frontend:app",
         tmp_path,
         env={"REDIS_URL": "redis://127.0.0.1:1", "PROCESSOR_URL": "http://127.0.0.1:9/"},
-    )
-    try:
+    ) as frontend:
         set_rate(frontend, 40)
         time.sleep(1.0)
         set_rate(frontend, 0)
@@ -115,8 +114,6 @@ def test_a_failing_worker_is_counted_not_piled_up(tmp_path):
         s = stats(frontend)
         assert s["ok"] == 0 and s["errors"] == s["sent"] > 20
         assert s["last_error"].startswith("ConnectError from http://127.0.0.1:9/")
-    finally:
-        frontend.stop()
 
 
 def test_a_slow_worker_is_bounded_by_max_in_flight_and_timeout(tmp_path):

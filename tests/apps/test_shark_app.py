@@ -94,21 +94,22 @@ def test_an_unknown_version_refuses_to_start(tmp_path):
 
 @pytest.mark.parametrize("version", ["v1", "v2"])
 def test_browser_clicks_get_shark_info_and_sees_the_version(version: str, tmp_path: Path):
-    server = UvicornApp(f"shark-browser-{version}", "apps/shark", "app:app", tmp_path, env={"SHARK_VERSION": version})
-    try:
-        with chromium() as browser:
-            page = browser.new_page()
-            page.goto(server.url + "/")
-            assert page.title() == f"Shark Info ({version})"
-            page.click("#get-shark-info")
-            page.wait_for_url(re.compile(r".*/sharks\?$|.*/sharks$"))
-            page.screenshot(path=str(tmp_path / f"sharks-{version}.png"))
-            assert page.title() == f"Shark Facts ({version})"
-            assert page.inner_text("#version") == f"version {version}"
-            assert page.locator("#facts li").count() == 4
-            # The stylesheet loaded (v2 has a red button on the landing page, v1 a blue one).
-            page.goto(server.url + "/")
-            colour = page.eval_on_selector("#get-shark-info", "e => getComputedStyle(e).backgroundColor")
-            assert colour == {"v1": "rgb(38, 128, 194)", "v2": "rgb(186, 37, 37)"}[version]
-    finally:
-        server.stop()
+    with (
+        UvicornApp(
+            f"shark-browser-{version}", "apps/shark", "app:app", tmp_path, env={"SHARK_VERSION": version}
+        ) as server,
+        chromium() as browser,
+    ):
+        page = browser.new_page()
+        page.goto(server.url + "/")
+        assert page.title() == f"Shark Info ({version})"
+        page.click("#get-shark-info")
+        page.wait_for_url(re.compile(r".*/sharks\?$|.*/sharks$"))
+        page.screenshot(path=str(tmp_path / f"sharks-{version}.png"))
+        assert page.title() == f"Shark Facts ({version})"
+        assert page.inner_text("#version") == f"version {version}"
+        assert page.locator("#facts li").count() == 4
+        # The stylesheet loaded (v2 has a red button on the landing page, v1 a blue one).
+        page.goto(server.url + "/")
+        colour = page.eval_on_selector("#get-shark-info", "e => getComputedStyle(e).backgroundColor")
+        assert colour == {"v1": "rgb(38, 128, 194)", "v2": "rgb(186, 37, 37)"}[version]

@@ -118,13 +118,10 @@ def test_body_over_the_default_64_kib_cap_is_413(worker):
 
 
 def test_body_cap_applies_to_chunked_bodies_too(logs, bus):
-    small = start_worker(logs, bus, "worker-small-cap", MAX_BODY_BYTES="100")
-    try:
+    with start_worker(logs, bus, "worker-small-cap", MAX_BODY_BYTES="100") as small:
         chunks = (b"x" * 60 for _ in range(3))  # no content-length: streamed
         response = httpx.post(small.url + "/", content=chunks, headers={"content-type": "text/plain"})
         assert (response.status_code, response.json()["error"]) == (413, "body is larger than 100 bytes")
-    finally:
-        small.stop()
 
 
 @pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "application/xml", None])
