@@ -13,7 +13,7 @@ from apps.burstwatch.decide import BURST, NATURAL, Policy, State, decide, split_
 from apps.burstwatch.kube import KubeError, Split, read_split, weight_patch
 from apps.burstwatch.prom import PrometheusError, build_rate_query, parse_scalar
 from apps.worker.component import worker_route
-from components.weighted_route import virtual_service_manifest
+from components.weighted_route import split_weights, virtual_service_manifest
 
 POLICY = Policy(high_rps=15, low_rps=10, min_dwell_s=30)
 START = State(NATURAL, -math.inf)
@@ -94,6 +94,11 @@ def test_policy_refuses_bad_thresholds(low, high):
 def test_bad_burst_share_is_refused(share):
     with pytest.raises(ValueError, match="burst share must be a whole number from 0 to 100"):
         split_for_share(share)
+
+
+def test_the_controller_splits_exactly_as_pulumi_does():
+    # The controller image carries its own copy (it cannot import components/); the two must agree.
+    assert [split_for_share(share) for share in range(101)] == [split_weights(share) for share in range(101)]
 
 
 def test_query_uses_istio_label_names():
