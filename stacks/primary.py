@@ -55,7 +55,7 @@ def build_primary(settings: Settings) -> dict[str, Any]:
     addons = ObservabilityAddons(
         "observability",
         {"prometheus": settings.addons.prometheus, "grafana": settings.addons.grafana, "kiali": settings.addons.kiali},
-        opts=pulumi.ResourceOptions(providers={"kubernetes": cluster.provider}, depends_on=mesh.ready),
+        opts=apps,
     )
     workers = WorkerApp(
         "worker",
