@@ -93,6 +93,27 @@ def test_istio_gate_bites_on_a_non_integer_weight_and_a_bad_enum(everything):
     assert any(f.startswith("DestinationRule worker-split:") for f in findings), findings
 
 
+def test_istio_gate_bites_on_fields_the_crd_does_not_declare(everything):
+    # The API server would prune these silently: the route would lose its weight, the rule its balancer.
+    vs = copy.deepcopy(
+        next(o for o in objects(everything) if o["kind"] == "VirtualService" and o["metadata"]["name"] == "shark")
+    )
+    route = vs["spec"]["http"][1]["route"][0]
+    route["weigth"] = route.pop("weight")
+    rule = copy.deepcopy(
+        next(
+            o for o in objects(everything) if o["kind"] == "DestinationRule" and o["metadata"]["name"] == "worker-split"
+        )
+    )
+    rule["spec"]["trafficPolicy"]["loadBalancer"]["simpel"] = rule["spec"]["trafficPolicy"]["loadBalancer"].pop(
+        "simple"
+    )
+    assert istio_findings([vs, rule]) == [
+        'VirtualService shark: unknown field "weigth"',
+        'DestinationRule worker-split: unknown field "simpel"',
+    ]
+
+
 def test_every_helm_release_uses_only_keys_its_chart_knows(everything):
     found = releases(everything)
     assert {r["chart"] for r in found} == {"base", "istiod", "gateway", "prometheus", "grafana", "kiali-server"}
