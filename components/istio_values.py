@@ -8,6 +8,8 @@ import pulumi
 
 ISTIO_CHART_REPO = "https://istio-release.storage.googleapis.com/charts"
 ISTIO_NAMESPACE = "istio-system"
+# The API version of every Istio object meshburst writes.
+ISTIO_API = "networking.istio.io/v1"
 APPS_NAMESPACE = "meshburst"
 INGRESS_GATEWAY = "istio-ingressgateway"
 EASTWEST_GATEWAY = "istio-eastwestgateway"
@@ -92,7 +94,7 @@ def expose_istiod_objects() -> list[dict[str, Any]]:
     gateway_name = "istiod-gateway"
     ports = ((ISTIOD_XDS_PORT, "tls-istiod", ISTIOD_XDS_PORT), (ISTIOD_WEBHOOK_PORT, "tls-istiodwebhook", 443))
     gateway = {
-        "apiVersion": "networking.istio.io/v1",
+        "apiVersion": ISTIO_API,
         "kind": "Gateway",
         "metadata": {"name": gateway_name, "namespace": ISTIO_NAMESPACE},
         "spec": {
@@ -108,7 +110,7 @@ def expose_istiod_objects() -> list[dict[str, Any]]:
         },
     }
     virtual_service = {
-        "apiVersion": "networking.istio.io/v1",
+        "apiVersion": ISTIO_API,
         "kind": "VirtualService",
         "metadata": {"name": "istiod-vs", "namespace": ISTIO_NAMESPACE},
         "spec": {
@@ -134,7 +136,7 @@ def apps_namespace_labels() -> dict[str, str]:
 def http_gateway(name: str, namespace: str, port: int) -> dict[str, Any]:
     """A Gateway on the public ingress gateway for plain HTTP on one port, any host."""
     return {
-        "apiVersion": "networking.istio.io/v1",
+        "apiVersion": ISTIO_API,
         "kind": "Gateway",
         "metadata": {"name": name, "namespace": namespace},
         "spec": {

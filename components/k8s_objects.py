@@ -8,7 +8,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.istio_values import ISTIO_CHART_REPO
+from components.istio_values import ISTIO_CHART_REPO, ISTIO_NAMESPACE
 
 
 def custom_resource(
@@ -60,7 +60,7 @@ def helm_release(
     version: pulumi.Input[str],
     values: Mapping[str, Any],
     opts: pulumi.ResourceOptions,
-    namespace_name: str = "istio-system",
+    namespace_name: str = ISTIO_NAMESPACE,
 ) -> k8s.helm.v3.Release:
     """A Helm release of a chart from a repository at a pinned version."""
     return k8s.helm.v3.Release(

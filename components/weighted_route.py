@@ -8,9 +8,9 @@ from typing import Any, NotRequired, TypedDict
 
 import pulumi
 
+from components.istio_values import ISTIO_API
 from components.k8s_objects import custom_resource
 
-ISTIO_API = "networking.istio.io/v1"
 PATCH_FORCE = "pulumi.com/patchForce"
 
 

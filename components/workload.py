@@ -14,11 +14,13 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.istio_values import ISTIO_NAMESPACE
+
 APP_USER_ID = 10001
 # Prometheus (istio-system, no sidecar) scrapes each pod's sidecar: merged app metrics and Envoy's own.
 SIDECAR_METRICS_PORTS = (15020, 15090)
 FROM_ISTIO_SYSTEM: dict[str, Any] = {
-    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "istio-system"}}
+    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ISTIO_NAMESPACE}}
 }
 
 

@@ -8,7 +8,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from apps.worker.common import BURST_PREFIX
-from components.istio_values import HASHR_PORT, http_gateway
+from components.istio_values import HASHR_PORT, ISTIO_API, http_gateway
 from components.k8s_objects import custom_resource
 from components.weighted_route import RouteSpec, WeightedRoute
 from components.workload import (
@@ -129,7 +129,7 @@ def worker_route(namespace: str, burst_weight: int) -> RouteSpec:
 def redis_tcp_route(namespace: str) -> dict[str, Any]:
     """Redis speaks TCP: route it as TCP so the mesh carries it to the primary's Redis from either cluster."""
     return {
-        "apiVersion": "networking.istio.io/v1",
+        "apiVersion": ISTIO_API,
         "kind": "VirtualService",
         "metadata": {"name": "redis", "namespace": namespace},
         "spec": {
@@ -146,7 +146,7 @@ def redis_tcp_route(namespace: str) -> dict[str, Any]:
 
 def frontend_route(namespace: str) -> dict[str, Any]:
     return {
-        "apiVersion": "networking.istio.io/v1",
+        "apiVersion": ISTIO_API,
         "kind": "VirtualService",
         "metadata": {"name": "frontend", "namespace": namespace},
         "spec": {
