@@ -183,13 +183,18 @@ def record(run: Run) -> list[dict[str, Any]]:
 
 def redact(value: Any, path: str, secret_paths: set[str]) -> Any:
     """Secrets never reach plan files: their values are replaced, their presence kept."""
-    if any(path == p for p in secret_paths):
+    if path in secret_paths:
         return "[secret]"
     if isinstance(value, dict):
         return {k: redact(v, f"{path}.{k}" if path else k, secret_paths) for k, v in value.items()}
     if isinstance(value, list):
         return [redact(v, f"{path}[{i}]", secret_paths) for i, v in enumerate(value)]
     return value
+
+
+def plan_document(run: Run) -> dict[str, Any]:
+    """What resources.json holds, and what --diff compares."""
+    return {"stack": run.stack, "resources": record(run), "outputs": run.outputs}
 
 
 def redacted(run: Run) -> Run:
@@ -202,9 +207,7 @@ def redacted(run: Run) -> Run:
 def write_plan(run: Run, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "resources.txt").write_text(table(run))
-    (out / "resources.json").write_text(
-        json.dumps({"stack": run.stack, "resources": record(run), "outputs": run.outputs}, indent=1, sort_keys=True)
-    )
+    (out / "resources.json").write_text(json.dumps(plan_document(run), indent=1, sort_keys=True))
     for folder in ("manifests", "helm"):
         (out / folder).mkdir(exist_ok=True)
         for old in (out / folder).glob("*.yaml"):
@@ -332,8 +335,9 @@ def main(argv: list[str] | None = None) -> int:
             write_plan(run, args.out)
             print(f"wrote the {args.stack} plan to {args.out}/ ({len(run.resources)} resources)", file=sys.stderr)
         if base is not None:
-            head = {"stack": run.stack, "resources": record(run), "outputs": run.outputs}
-            sys.stdout.write(diff(json.loads(json.dumps(base)), json.loads(json.dumps(head, sort_keys=True))))
+            # Compared in the JSON form a plan read back from disk has (tuples as lists, keys as strings).
+            head = json.loads(json.dumps(plan_document(run), sort_keys=True))
+            sys.stdout.write(diff(base, head))
     except PlanError as error:
         parser.error(str(error))
     return 0
