@@ -21,7 +21,7 @@ import yaml
 from components.gke_cluster import KUBERNETES_MINOR
 from tools.chart_keys import unknown_keys
 from tools.mockrun import Run
-from tools.plan import is_object, manifest
+from tools.plan import manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 CHART_KEYS = Path(__file__).resolve().parent / "data" / "chart-keys"
@@ -32,7 +32,7 @@ ISTIO_GROUPS = ("networking.istio.io/", "security.istio.io/")
 
 def objects(runs: Iterable[Run]) -> list[dict[str, Any]]:
     """Every Kubernetes and Istio object the runs would apply, as manifests."""
-    return [manifest(r) for run in runs for r in run.resources if is_object(r)]
+    return [manifest(r) for run in runs for r in run.resources if r.is_object]
 
 
 def releases(runs: Iterable[Run]) -> list[Mapping[str, Any]]:

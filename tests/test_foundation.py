@@ -11,6 +11,7 @@ from tests.harness import (
     FAKE_POD_CIDRS,
     FAKE_READER_TOKEN,
     PROJECT_ID,
+    Resource,
     Run,
     run_stack,
 )
@@ -122,12 +123,17 @@ def test_kubeconfig_uses_the_exec_plugin_and_is_secret(primary_run: Run):
     assert pool.urn in provider.dependencies, "nothing is deployed before the node pool exists"
 
 
+def kubernetes_resources(run: Run) -> list[Resource]:
+    """Everything a stack does through a Kubernetes provider: objects, Helm releases and reads."""
+    return [r for r in run.resources if r.type.startswith("kubernetes:")]
+
+
 def test_every_kubernetes_object_of_a_stack_uses_its_own_cluster(primary_run: Run, burst_run: Run):
-    for resource in primary_run.k8s_objects():
+    for resource in kubernetes_resources(primary_run):
         assert primary_run.provider_name(resource) == "primary-k8s", resource.name
     # The burst stack writes exactly two objects into the primary: the remote secret and Redis's admission.
     into_primary = {"remote-secret-secret", "worker-redis-from-burst"}
-    for resource in burst_run.k8s_objects():
+    for resource in kubernetes_resources(burst_run):
         expected = "primary-access" if resource.name in into_primary else "burst-k8s"
         assert burst_run.provider_name(resource) == expected, resource.name
 

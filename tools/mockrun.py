@@ -17,7 +17,7 @@ import base64
 import hashlib
 import json
 import runpy
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,6 +85,16 @@ class Resource:
             value = value[int(part)] if isinstance(value, list) else value[part]
         return value
 
+    @property
+    def is_object(self) -> bool:
+        """A Kubernetes or Istio object the program applies itself (not a Helm release, not a read)."""
+        return (
+            self.type.startswith("kubernetes:")
+            and not self.read
+            and self.type != "kubernetes:helm.sh/v3:Release"
+            and "apiVersion" in self.inputs
+        )
+
     def is_secret(self, key: str) -> bool:
         return any(p == key or p.startswith(key + ".") or p.startswith(key + "[") for p in self.secret_paths)
 
@@ -111,16 +121,6 @@ class Run:
         found = [r for r in self.resources if r.name == name]
         assert len(found) == 1, f"expected one resource named {name}, found {len(found)}"
         return found[0]
-
-    def k8s_objects(self) -> Iterator[Resource]:
-        return (
-            r
-            for r in self.resources
-            if r.type.startswith("kubernetes:")
-            and not r.read
-            and "helm" not in r.type
-            and not r.type.startswith("kubernetes:pulumi")
-        )
 
     def parent_of(self, resource: Resource) -> Resource:
         return self.by_urn(resource.parent)

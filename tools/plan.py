@@ -156,15 +156,6 @@ def manifest(resource: Resource) -> dict[str, Any]:
     return {k: v for k, v in resource.inputs.items() if not k.startswith("__")}
 
 
-def is_object(resource: Resource) -> bool:
-    return (
-        resource.type.startswith("kubernetes:")
-        and not resource.read
-        and resource.type != "kubernetes:helm.sh/v3:Release"
-        and "apiVersion" in resource.inputs
-    )
-
-
 def record(run: Run) -> list[dict[str, Any]]:
     names = {r.urn: r.name for r in run.resources}
     return [
@@ -213,7 +204,7 @@ def write_plan(run: Run, out: Path) -> None:
         for old in (out / folder).glob("*.yaml"):
             old.unlink()
     for resource in run.resources:
-        if is_object(resource):
+        if resource.is_object:
             obj = manifest(resource)
             meta = obj.get("metadata", {})
             filename = f"{obj['kind']}-{meta.get('namespace', 'cluster')}-{meta.get('name', resource.name)}.yaml"
