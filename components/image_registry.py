@@ -1,4 +1,9 @@
-"""ImageRegistry: the apps' images, either built from apps/ and pushed to Artifact Registry, or given."""
+"""ImageRegistry: the apps' images, either built from apps/ and pushed to Artifact Registry, or given.
+
+The repository exists in both cases (empty when images are given; Artifact Registry bills stored bytes
+only), so each cluster's nodes are granted read on this one repository rather than on every repository
+of the project, whatever the primary stack's `images` says.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,12 @@ import pulumi_gcp as gcp
 
 from components.images import IMAGE_SPECS, REPOSITORY_ID, image_tag
 
+
+def repository_path(project: str, region: str) -> str:
+    """The repository's full name, as IAM bindings on it name it."""
+    return f"projects/{project}/locations/{region}/repositories/{REPOSITORY_ID}"
+
+
 # Relative to the project directory (where `pulumi` runs), so previews from any clone show the same inputs.
 APPS_DIR = Path("apps")
 
@@ -22,23 +33,21 @@ class ImageRegistryArgs(TypedDict):
     region: str
     """Region of the repository (the clusters' region)."""
     prebuilt: NotRequired[Mapping[str, str] | None]
-    """Image references to use instead of building; when given, nothing is built or created."""
+    """Image references to use instead of building; when given, nothing is built."""
+    kms_key: NotRequired[str | None]
+    """Cloud KMS key (full id) to encrypt the repository with; it cannot change once the repository exists."""
 
 
 class ImageRegistry(pulumi.ComponentResource):
     refs: dict[str, pulumi.Output[str]]
     """Image name -> pullable reference (digest-pinned when built here)."""
+    repository: pulumi.Output[str]
+    """The repository's full name (projects/P/locations/L/repositories/R), known once it exists."""
 
     def __init__(self, name: str, args: ImageRegistryArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("meshburst:images:ImageRegistry", name, None, opts)
         prebuilt = args.get("prebuilt")
-        if prebuilt is not None:
-            self.refs = {spec.name: pulumi.Output.from_input(prebuilt[spec.name]) for spec in IMAGE_SPECS}
-        else:
-            self.refs = self._build(name, args["project"], args["region"])
-        self.register_outputs({"refs": self.refs})
-
-    def _build(self, name: str, project: str, region: str) -> dict[str, pulumi.Output[str]]:
+        project, region = args["project"], args["region"]
         repository = gcp.artifactregistry.Repository(
             f"{name}-repository",
             project=project,
@@ -46,8 +55,20 @@ class ImageRegistry(pulumi.ComponentResource):
             repository_id=REPOSITORY_ID,
             format="DOCKER",
             description="meshburst app images",
+            kms_key_name=args.get("kms_key"),
             opts=pulumi.ResourceOptions(parent=self),
         )
+        # Built from the repository's own outputs, so whoever reads it waits until it exists.
+        self.repository = repository.repository_id.apply(lambda _: repository_path(project, region))
+        if prebuilt is not None:
+            self.refs = {spec.name: pulumi.Output.from_input(prebuilt[spec.name]) for spec in IMAGE_SPECS}
+        else:
+            self.refs = self._build(name, project, region, repository)
+        self.register_outputs({"refs": self.refs, "repository": self.repository})
+
+    def _build(
+        self, name: str, project: str, region: str, repository: gcp.artifactregistry.Repository
+    ) -> dict[str, pulumi.Output[str]]:
         refs: dict[str, pulumi.Output[str]] = {}
         for spec in IMAGE_SPECS:
             context = APPS_DIR / spec.app
@@ -63,7 +84,8 @@ class ImageRegistry(pulumi.ComponentResource):
                 # Previews (e.g. on pull requests) skip the build; the digest shows as known after apply.
                 build_on_preview=False,
                 # Pushing uses the host's Docker credentials: `gcloud auth configure-docker <region>-docker.pkg.dev`.
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[repository]),
+                # A new repository (e.g. a new kmsKey, which cannot change in place) starts empty: push again.
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[repository], replace_with=[repository]),
             )
             # The digest pins what runs: a new build changes the Deployment, an unchanged one does not.
             refs[spec.name] = image.ref

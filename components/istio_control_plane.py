@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import TypedDict
 
 import pulumi
+import pulumi_gcp as gcp
 
 from components import istio_values as iv
 from components.istio_core import after, install_istio_core
-from components.k8s_objects import custom_resource, istio_release, load_balancer_ip
+from components.k8s_objects import custom_resource, istio_release
 
 
 class IstioControlPlaneArgs(TypedDict):
@@ -20,19 +21,49 @@ class IstioControlPlaneArgs(TypedDict):
     """Mesh ID shared by every cluster of the mesh."""
     network: str
     """Istio network name; one network, since the clusters share a flat VPC."""
+    project: str
+    """GCP project where the gateways' addresses are reserved."""
+    region: str
+    """Region of the cluster; both addresses are regional."""
+    subnetwork: pulumi.Input[str]
+    """The cluster's subnetwork, where istiod's internal address is reserved."""
 
 
 class IstioControlPlane(pulumi.ComponentResource):
     istiod_address: pulumi.Output[str]
-    """Internal IP of the east-west gateway, where remotes reach istiod."""
+    """Reserved internal IP of the east-west gateway, where remotes reach istiod."""
     ingress_ip: pulumi.Output[str]
-    """Public IP of the ingress gateway."""
+    """Reserved public IP of the ingress gateway."""
     apps_namespace: str
     """Namespace of the apps, sidecar injection on."""
 
     def __init__(self, name: str, args: IstioControlPlaneArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("meshburst:istio:IstioControlPlane", name, None, opts)
         version = args["version"]
+        # Reserved up front, so the program knows both addresses without reading what its releases create
+        # (a read of a missing Service would break every preview after a failed first run). On destroy they
+        # go after the gateway releases: helm uninstall waits for the Services, whose load-balancer cleanup
+        # finalizer holds them until GKE has released the forwarding rules that use these addresses.
+        istiod_ip = gcp.compute.Address(
+            f"{name}-istiod-address",
+            name="meshburst-istiod",
+            description="meshburst: the east-west gateway, where remote clusters reach istiod",
+            project=args["project"],
+            region=args["region"],
+            subnetwork=args["subnetwork"],
+            address_type="INTERNAL",
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        ingress_ip = gcp.compute.Address(
+            f"{name}-ingress-address",
+            name="meshburst-ingress",
+            description="meshburst: the public ingress gateway (shark site, String Hashr)",
+            project=args["project"],
+            region=args["region"],
+            address_type="EXTERNAL",
+            network_tier="PREMIUM",
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         core = install_istio_core(
             self,
             name,
@@ -47,7 +78,7 @@ class IstioControlPlane(pulumi.ComponentResource):
             iv.INGRESS_GATEWAY,
             "gateway",
             version,
-            iv.ingress_gateway_values(),
+            iv.ingress_gateway_values(ingress_ip.address),
             after(self, core.istiod),
         )
         eastwest = istio_release(
@@ -55,18 +86,14 @@ class IstioControlPlane(pulumi.ComponentResource):
             iv.EASTWEST_GATEWAY,
             "gateway",
             version,
-            iv.eastwest_gateway_values(args["network"]),
+            iv.eastwest_gateway_values(args["network"], istiod_ip.address),
             after(self, core.istiod),
         )
         for obj in iv.expose_istiod_objects():
             custom_resource(f"{name}-{obj['metadata']['name']}", obj, after(self, core.base, eastwest))
 
-        self.istiod_address = load_balancer_ip(
-            f"{name}-eastwest-service", f"{iv.ISTIO_NAMESPACE}/{iv.EASTWEST_GATEWAY}", after(self, eastwest)
-        )
-        self.ingress_ip = load_balancer_ip(
-            f"{name}-ingress-service", f"{iv.ISTIO_NAMESPACE}/{iv.INGRESS_GATEWAY}", after(self, ingress)
-        )
+        self.istiod_address = istiod_ip.address
+        self.ingress_ip = ingress_ip.address
         self.apps_namespace = iv.APPS_NAMESPACE
         # Apps depend on these: the namespace exists and the ingress gateway is there to bind Gateways to.
         self.ready: list[pulumi.Resource] = [core.apps_namespace, ingress]

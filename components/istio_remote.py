@@ -40,7 +40,7 @@ class IstioRemote(pulumi.ComponentResource):
             iv.istiod_remote_values(args["cluster"], args["mesh_id"], args["network"], args["remote_pilot_address"]),
             system_annotations={"topology.istio.io/controlPlaneClusters": args["control_plane_cluster"]},
         )
-        self.base = core.base
+        self.istiod = core.istiod
         self.apps_namespace = iv.APPS_NAMESPACE
         self.ready: list[pulumi.Resource] = [core.apps_namespace]
         self.register_outputs({"appsNamespace": self.apps_namespace})

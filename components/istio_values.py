@@ -55,8 +55,8 @@ def istiod_remote_values(
     }
 
 
-def ingress_gateway_values() -> dict[str, Any]:
-    """The public ingress gateway, selected by `istio: ingressgateway` in app Gateways."""
+def ingress_gateway_values(address: pulumi.Input[str]) -> dict[str, Any]:
+    """The public ingress gateway on a reserved address, selected by `istio: ingressgateway` in app Gateways."""
     # The chart's port list is replaced, not merged, so its defaults (15021, 80, 443) are repeated here.
     ports = [
         {"name": "status-port", "port": 15021, "protocol": "TCP", "targetPort": 15021},
@@ -67,12 +67,17 @@ def ingress_gateway_values() -> dict[str, Any]:
     return {
         "name": INGRESS_GATEWAY,
         "labels": {"app": INGRESS_GATEWAY, "istio": "ingressgateway"},
-        "service": {"type": "LoadBalancer", "ports": ports},
+        # A reserved regional address (GKE honours spec.loadBalancerIP): the URLs survive a recreated Service.
+        "service": {"type": "LoadBalancer", "loadBalancerIP": address, "ports": ports},
     }
 
 
-def eastwest_gateway_values(network: str) -> dict[str, Any]:
-    """The east-west gateway: istiod's ports on an internal load balancer of the shared VPC only."""
+def eastwest_gateway_values(network: str, address: pulumi.Input[str]) -> dict[str, Any]:
+    """The east-west gateway: istiod's ports on a reserved internal address of the shared VPC only.
+
+    Remote clusters are configured with this address; were it ephemeral, a recreated Service would cut
+    them off from their control plane without a word.
+    """
     return {
         "name": EASTWEST_GATEWAY,
         # Makes the chart expose 15021/15443/15012/15017 and label the pods with the network.
@@ -80,6 +85,7 @@ def eastwest_gateway_values(network: str) -> dict[str, Any]:
         "labels": {"app": EASTWEST_GATEWAY, "istio": "eastwestgateway", "topology.istio.io/network": network},
         "service": {
             "type": "LoadBalancer",
+            "loadBalancerIP": address,
             "annotations": {
                 "networking.gke.io/load-balancer-type": "Internal",
                 # A burst cluster in another region of the same VPC can still reach istiod.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import pulumi
@@ -76,17 +76,3 @@ def helm_release(
         timeout=900,
         opts=opts,
     )
-
-
-def load_balancer_ip(name: str, service_id: str, opts: pulumi.ResourceOptions) -> pulumi.Output[str]:
-    """Read a LoadBalancer Service the charts created and return its first ingress IP."""
-    service = k8s.core.v1.Service.get(name, service_id, opts=opts)
-    return service.status.apply(lambda status: _first_ingress_ip(service_id, status))
-
-
-def _first_ingress_ip(service_id: str, status: Any) -> str:
-    ingress: Sequence[Any] = (status.load_balancer.ingress if status and status.load_balancer else None) or []
-    ips = [entry.ip for entry in ingress if entry.ip]
-    if not ips:
-        raise ValueError(f"Service {service_id} has no load balancer IP yet; run `pulumi up` again in a minute")
-    return ips[0]

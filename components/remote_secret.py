@@ -41,7 +41,7 @@ class RemoteSecretArgs(TypedDict):
     cluster: str
     """Istio cluster name of the remote (burst)."""
     endpoint: pulumi.Input[str]
-    """The remote's API server address."""
+    """The remote's API server address as istiod reaches it: its private endpoint, over the VPC."""
     ca_certificate: pulumi.Input[str]
     """The remote's CA certificate (base64)."""
     remote_provider: k8s.Provider

@@ -6,6 +6,8 @@ drive every bad value directly; `load_settings` is the thin adapter over `pulumi
 
 from __future__ import annotations
 
+import difflib
+import ipaddress
 import json
 import math
 import re
@@ -18,6 +20,7 @@ import pulumi
 from components.images import IMAGE_NAMES
 
 PROJECT = "meshburst"
+NAMESPACE = f"{PROJECT}:"
 ROLES = ("primary", "burst")
 BURST_MODES = ("manual", "auto")
 ADDON_DEFAULTS: Mapping[str, bool] = {"prometheus": True, "grafana": False, "kiali": False}
@@ -41,10 +44,16 @@ DEFAULTS: Mapping[str, str | None] = {
     "meshburst:burstMode": "manual",
     "meshburst:burstHighRps": "15",
     "meshburst:burstLowRps": "10",
-    "meshburst:primaryStack": "organization/meshburst/primary",
+    "meshburst:hashrMaxRps": "100",
+    "meshburst:primaryStack": None,
     "meshburst:images": None,
     "meshburst:addons": None,
     "meshburst:deletionProtection": "false",
+    "meshburst:apiAuthorizedNetworks": "[]",
+    "meshburst:binaryAuthorization": "false",
+    "meshburst:kmsKey": None,
+    "meshburst:intranodeVisibility": "false",
+    "meshburst:rbacSecurityGroup": None,
 }
 
 _ZONE = re.compile(r"^[a-z]+-[a-z]+[0-9]+-[a-z]$")
@@ -55,6 +64,14 @@ _VERSION = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.]+)?$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _STACK_REF = re.compile(r"^([A-Za-z0-9_.-]+/){0,2}[A-Za-z0-9_.-]+$")
 _WHOLE = re.compile(r"^[+-]?[0-9]+$")
+_KMS_KEY = re.compile(
+    r"^projects/(?P<project>[a-z][-a-z0-9]{4,28}[a-z0-9])/locations/(?P<location>[a-z0-9-]+)"
+    r"/keyRings/[A-Za-z0-9_-]{1,63}/cryptoKeys/[A-Za-z0-9_-]{1,63}$"
+)
+# GKE's Google Groups for RBAC reads exactly this group name in the organisation's domain.
+_RBAC_GROUP = re.compile(r"^gke-security-groups@([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+# GKE allows 50 authorized networks on a cluster's public endpoint; one place is kept for the primary's pods.
+MAX_AUTHORIZED_NETWORKS = 49
 
 T = TypeVar("T")
 
@@ -73,6 +90,34 @@ class Addons:
     prometheus: bool = True
     grafana: bool = False
     kiali: bool = False
+
+
+@dataclass(frozen=True)
+class Security:
+    """The opt-in hardening of both clusters (issue 16); everything off is today's behaviour."""
+
+    api_authorized_networks: tuple[str, ...] = ()
+    """CIDRs allowed to reach the API servers; empty: the public endpoint is open to any address."""
+    binary_authorization: bool = False
+    """Enforce the project's Binary Authorization policy."""
+    kms_key: str | None = None
+    """Cloud KMS key (full id) for Secrets encryption and the image repository."""
+    intranode_visibility: bool = False
+    """Route same-node pod traffic through the VPC."""
+    rbac_security_group: str | None = None
+    """gke-security-groups@<domain>, for Google Groups in RBAC."""
+
+    @property
+    def enabled(self) -> frozenset[str]:
+        """The config keys of the opt-ins this configuration turns on."""
+        on = {
+            "apiAuthorizedNetworks": bool(self.api_authorized_networks),
+            "binaryAuthorization": self.binary_authorization,
+            "kmsKey": self.kms_key is not None,
+            "intranodeVisibility": self.intranode_visibility,
+            "rbacSecurityGroup": self.rbac_security_group is not None,
+        }
+        return frozenset(key for key, value in on.items() if value)
 
 
 @dataclass(frozen=True)
@@ -96,10 +141,12 @@ class Settings:
     burst_mode: str
     burst_high_rps: float
     burst_low_rps: float
+    hashr_max_rps: int
     primary_stack: str
     images: Mapping[str, str] | None
     addons: Addons = field(default_factory=Addons)
     deletion_protection: bool = False
+    security: Security = field(default_factory=Security)
 
     @property
     def region(self) -> str:
@@ -113,7 +160,24 @@ class Settings:
 
 
 def _short(key: str) -> str:
-    return key.split(":", 1)[1] if key.startswith("meshburst:") else key
+    return key.removeprefix(NAMESPACE)
+
+
+def default_primary_stack(organization: str) -> str:
+    """The primary stack of this project in the same organization (`organization` on a self-managed backend)."""
+    return f"{organization}/{PROJECT}/primary"
+
+
+def _unknown_key_problems(raw: Mapping[str, str | None]) -> list[str]:
+    """A key under `meshburst:` the program does not read is a typo until proven otherwise: refuse it."""
+    known = [_short(key) for key in DEFAULTS if key.startswith(NAMESPACE)]
+    problems = []
+    for key in sorted(k for k in raw if k.startswith(NAMESPACE) and k not in DEFAULTS):
+        name = _short(key)
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}?" if close else f"known keys: {', '.join(sorted(known))}"
+        problems.append(f"{key} is not a setting meshburst reads ({hint}); remove it with `pulumi config rm {name}`")
+    return problems
 
 
 def _fix_hint(key: str) -> str:
@@ -232,12 +296,14 @@ def _role(raw: Mapping[str, str | None], stack: str, reader: _Reader) -> str:
     return reader.choice("meshburst:role", ROLES)
 
 
-def parse_settings(raw: Mapping[str, str | None], stack: str) -> Settings:
-    """Turn raw config strings (full key -> value or None) into Settings, or raise ConfigError."""
-    unknown_keys = sorted(set(raw) - set(DEFAULTS))
-    if unknown_keys:
-        raise ValueError(f"parse_settings got keys it does not know: {unknown_keys}")
+def parse_settings(raw: Mapping[str, str | None], stack: str, organization: str = "organization") -> Settings:
+    """Turn raw config strings (full key -> value or None) into Settings, or raise ConfigError.
+
+    `raw` holds every key the stack sets; keys of other namespaces (gcp:region, pulumi:tags, ...) are left
+    to their owners, but a `meshburst:` key this program does not read is refused.
+    """
     r = _Reader(raw)
+    r.problems.extend(_unknown_key_problems(raw))
     role = _role(raw, stack, r)
     settings = Settings(
         role=role,
@@ -257,17 +323,71 @@ def parse_settings(raw: Mapping[str, str | None], stack: str) -> Settings:
         burst_mode=r.choice("meshburst:burstMode", BURST_MODES),
         burst_high_rps=r.number("meshburst:burstHighRps"),
         burst_low_rps=r.number("meshburst:burstLowRps"),
+        hashr_max_rps=r.integer("meshburst:hashrMaxRps", 1, 1000),
         primary_stack=r.matching(
             "meshburst:primaryStack", _STACK_REF, "a stack reference such as organization/meshburst/primary"
-        ),
+        )
+        if raw.get("meshburst:primaryStack") is not None
+        else default_primary_stack(organization),
         images=_parse_images(r, "meshburst:images"),
         addons=_parse_addons(r, "meshburst:addons"),
         deletion_protection=r.boolean("meshburst:deletionProtection"),
+        security=_parse_security(r),
     )
     _check_relations(settings, r)
     if r.problems:
         raise ConfigError(r.problems)
     return settings
+
+
+def _parse_cidrs(reader: _Reader, key: str) -> tuple[str, ...]:
+    value = reader._value(key)
+    allowed = (
+        f'a JSON list of at most {MAX_AUTHORIZED_NETWORKS} IPv4 CIDRs such as ["203.0.113.0/24"], none of them '
+        f"0.0.0.0/0 (set each with `pulumi config set --path '{_short(key)}[0]' 203.0.113.0/24`)"
+    )
+    try:
+        parsed = json.loads(value) if value is not None else []
+    except ValueError:
+        parsed = None
+    if not isinstance(parsed, list) or len(parsed) > MAX_AUTHORIZED_NETWORKS:
+        reader._bad(key, value, allowed)
+        return ()
+    cidrs: list[str] = []
+    for item in parsed:
+        try:
+            network = ipaddress.IPv4Network(item.strip(), strict=True) if isinstance(item, str) else None
+        except ValueError:
+            network = None
+        if network is None or network.prefixlen == 0:
+            reader._bad(key, item, allowed)
+            return ()
+        cidrs.append(str(network))
+    return tuple(dict.fromkeys(cidrs))
+
+
+def _optional(reader: _Reader, key: str, pattern: re.Pattern[str], allowed: str) -> str | None:
+    return reader.matching(key, pattern, allowed) or None if reader._value(key) is not None else None
+
+
+def _parse_security(r: _Reader) -> Security:
+    return Security(
+        api_authorized_networks=_parse_cidrs(r, "meshburst:apiAuthorizedNetworks"),
+        binary_authorization=r.boolean("meshburst:binaryAuthorization"),
+        kms_key=_optional(
+            r,
+            "meshburst:kmsKey",
+            _KMS_KEY,
+            "a Cloud KMS key id projects/PROJECT/locations/REGION/keyRings/RING/cryptoKeys/KEY",
+        ),
+        intranode_visibility=r.boolean("meshburst:intranodeVisibility"),
+        rbac_security_group=_optional(
+            r,
+            "meshburst:rbacSecurityGroup",
+            _RBAC_GROUP,
+            "the Google Group email gke-security-groups@<your domain>, e.g. gke-security-groups@example.com",
+        ),
+    )
 
 
 def _check_relations(s: Settings, r: _Reader) -> None:
@@ -288,14 +408,27 @@ def _check_relations(s: Settings, r: _Reader) -> None:
             "meshburst:burstMode = 'auto' needs Prometheus, but meshburst:addons turns prometheus off: "
             "set `pulumi config set --path addons.prometheus true` or `pulumi config set burstMode manual`"
         )
+    key = s.security.kms_key
+    location = _KMS_KEY.match(key).group("location") if key else None
+    if "gcp:zone" not in failed and location is not None and location != s.region:
+        # GKE and Artifact Registry only use a key in the resource's own region.
+        r.problems.append(
+            f"meshburst:kmsKey = {key!r} is in {location}, but this stack's clusters and registry are in "
+            f"{s.region}: expected a key under projects/PROJECT/locations/{s.region}/..."
+        )
+
+
+def _keys_set_on_stack() -> set[str]:
+    """Every config key the stack sets, in full (`ns:key`), however the engine handed config over."""
+    return set(pulumi.runtime.config.CONFIG.get()) | set(pulumi.runtime.get_config_env())
 
 
 def load_settings() -> Settings:
     """Read the stack's config through pulumi.Config and validate it."""
     configs: dict[str, pulumi.Config] = {}
     raw: dict[str, str | None] = {}
-    for key in DEFAULTS:
+    for key in sorted(set(DEFAULTS) | {k for k in _keys_set_on_stack() if k.startswith(NAMESPACE)}):
         namespace, name = key.split(":", 1)
         config = configs.setdefault(namespace, pulumi.Config(namespace))
         raw[key] = config.get(name)
-    return parse_settings(raw, pulumi.get_stack())
+    return parse_settings(raw, pulumi.get_stack(), pulumi.get_organization())

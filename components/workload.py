@@ -15,6 +15,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.istio_values import ISTIO_NAMESPACE
+from policy.exceptions import checkov_skips
 
 APP_USER_ID = 10001
 # Prometheus (istio-system, no sidecar) scrapes each pod's sidecar: merged app metrics and Envoy's own.
@@ -70,11 +71,11 @@ class WorkloadSpec:
     """Only workloads that call the Kubernetes API get one, and then its token."""
     writable_paths: Sequence[str] = ("/tmp",)
     """Scratch directories (emptyDir) on an otherwise read-only root filesystem."""
+    secret_mounts: Mapping[str, str] = field(default_factory=dict)
+    """Directory -> Secret mounted there read-only (secrets as files, not environment variables)."""
     pod_annotations: Mapping[str, str] = field(default_factory=dict)
     allow_from: Sequence[Mapping[str, Any]] = ()
     """NetworkPolicy peers allowed to reach `port`; nothing else may, but Prometheus's scrape of the sidecar."""
-    checkov_skips: Mapping[str, str] = field(default_factory=dict)
-    """checkov check ID -> why it does not apply to this workload (tests/test_gates.py allows only known ones)."""
 
 
 def _probe(spec: WorkloadSpec, path: str | None, period: int) -> dict[str, Any]:
@@ -109,12 +110,15 @@ def deployment_manifest(spec: WorkloadSpec, namespace: str) -> dict[str, Any]:
         "ports": [{"name": "http" if spec.health_path else "tcp", "containerPort": spec.port}],
         "env": [{"name": key, "value": value} for key, value in sorted(spec.env.items())],
         "resources": spec.resources.manifest(),
-        # A tag can move; a digest cannot, so only tag references need pulling every time.
-        "imagePullPolicy": "IfNotPresent" if _pinned(spec.image) else "Always",
+        "imagePullPolicy": pull_policy(spec.image),
         "readinessProbe": _probe(spec, spec.ready_path or spec.health_path, period=5),
         "livenessProbe": _probe(spec, spec.health_path, period=10),
         "securityContext": container_security_context(spec.run_as_user),
-        "volumeMounts": [{"name": _volume_name(p), "mountPath": p} for p in spec.writable_paths],
+        "volumeMounts": [{"name": _volume_name(p), "mountPath": p} for p in spec.writable_paths]
+        + [
+            {"name": f"secret-{secret}", "mountPath": path, "readOnly": True}
+            for path, secret in sorted(spec.secret_mounts.items())
+        ],
     }
     if spec.args is not None:
         container["args"] = list(spec.args)
@@ -122,16 +126,21 @@ def deployment_manifest(spec: WorkloadSpec, namespace: str) -> dict[str, Any]:
         "automountServiceAccountToken": spec.service_account is not None,
         "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}, "fsGroup": spec.run_as_user},
         "containers": [container],
-        "volumes": [{"name": _volume_name(p), "emptyDir": {"sizeLimit": "64Mi"}} for p in spec.writable_paths],
+        "volumes": [{"name": _volume_name(p), "emptyDir": {"sizeLimit": "64Mi"}} for p in spec.writable_paths]
+        + [
+            {"name": f"secret-{secret}", "secret": {"secretName": secret, "defaultMode": 0o440}}
+            for _, secret in sorted(spec.secret_mounts.items())
+        ],
         "terminationGracePeriodSeconds": 30,
     }
     if spec.service_account is not None:
         pod_spec["serviceAccountName"] = spec.service_account
     metadata: dict[str, Any] = {"name": spec.name, "namespace": namespace, "labels": dict(spec.labels)}
-    if spec.checkov_skips:
+    # The workload's written exceptions (policy/exceptions.py), as the annotations checkov reads.
+    skips = checkov_skips(namespace, spec.name)
+    if skips:
         metadata["annotations"] = {
-            f"checkov.io/skip{i}": f"{check}={reason}"
-            for i, (check, reason) in enumerate(spec.checkov_skips.items(), 1)
+            f"checkov.io/skip{i}": f"{check}={reason}" for i, (check, reason) in enumerate(skips.items(), 1)
         }
     return {
         "metadata": metadata,
@@ -149,9 +158,16 @@ def deployment_manifest(spec: WorkloadSpec, namespace: str) -> dict[str, Any]:
     }
 
 
-def _pinned(image: pulumi.Input[str]) -> bool:
-    """Digest-pinned image references (and ones only known after apply, which are the digests we build)."""
-    return not isinstance(image, str) or "@sha256:" in image
+def pull_policy_for(ref: str) -> str:
+    """A tag can move; a digest cannot, so only a digest reference may be taken from the node's cache."""
+    return "IfNotPresent" if "@sha256:" in ref else "Always"
+
+
+def pull_policy(image: pulumi.Input[str]) -> pulumi.Input[str]:
+    """The pull policy of a reference that may only be known later (a build's digest, the primary's output)."""
+    if isinstance(image, str):
+        return pull_policy_for(image)
+    return pulumi.Output.from_input(image).apply(pull_policy_for)
 
 
 def network_policy_manifest(spec: WorkloadSpec, namespace: str) -> dict[str, Any]:
@@ -178,12 +194,26 @@ def pdb_manifest(spec: WorkloadSpec, namespace: str) -> dict[str, Any]:
     }
 
 
+# pulumi-kubernetes waits until a Service with a selector has Endpoints in its own cluster; this annotation
+# tells it not to, for a Service whose pods run in the other cluster (it exists so the name resolves).
+SKIP_AWAIT = {"pulumi.com/skipAwait": "true"}
+
+
 def service_manifest(
-    name: str, namespace: str, selector: Mapping[str, str], port: int, target_port: int, port_name: str = "http"
+    name: str,
+    namespace: str,
+    selector: Mapping[str, str],
+    port: int,
+    target_port: int,
+    port_name: str = "http",
+    annotations: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """A ClusterIP Service; the port name tells Istio the protocol (http, tcp)."""
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace, "labels": {"app": selector.get("app", name)}}
+    if annotations:
+        metadata["annotations"] = dict(annotations)
     return {
-        "metadata": {"name": name, "namespace": namespace, "labels": {"app": selector.get("app", name)}},
+        "metadata": metadata,
         "spec": {
             "selector": dict(selector),
             "ports": [{"name": port_name, "port": port, "targetPort": target_port}],
@@ -191,22 +221,16 @@ def service_manifest(
     }
 
 
-class Workload:
+def register_workload(name: str, spec: WorkloadSpec, namespace: str, opts: pulumi.ResourceOptions) -> None:
     """Registers a WorkloadSpec's Deployment, PodDisruptionBudget and NetworkPolicy (children of the caller)."""
-
-    def __init__(self, name: str, spec: WorkloadSpec, namespace: str, opts: pulumi.ResourceOptions) -> None:
-        deployment = deployment_manifest(spec, namespace)
-        self.deployment = k8s.apps.v1.Deployment(
-            name, metadata=deployment["metadata"], spec=deployment["spec"], opts=opts
-        )
-        pdb = pdb_manifest(spec, namespace)
-        self.pdb = k8s.policy.v1.PodDisruptionBudget(
-            f"{name}-pdb", metadata=pdb["metadata"], spec=pdb["spec"], opts=opts
-        )
-        policy = network_policy_manifest(spec, namespace)
-        self.network_policy = k8s.networking.v1.NetworkPolicy(
-            f"{name}-network-policy", metadata=policy["metadata"], spec=policy["spec"], opts=opts
-        )
+    deployment = deployment_manifest(spec, namespace)
+    k8s.apps.v1.Deployment(name, metadata=deployment["metadata"], spec=deployment["spec"], opts=opts)
+    pdb = pdb_manifest(spec, namespace)
+    k8s.policy.v1.PodDisruptionBudget(f"{name}-pdb", metadata=pdb["metadata"], spec=pdb["spec"], opts=opts)
+    policy = network_policy_manifest(spec, namespace)
+    k8s.networking.v1.NetworkPolicy(
+        f"{name}-network-policy", metadata=policy["metadata"], spec=policy["spec"], opts=opts
+    )
 
 
 def service(name: str, manifest: Mapping[str, Any], opts: pulumi.ResourceOptions) -> k8s.core.v1.Service:

@@ -2,115 +2,155 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from apps.worker.component import WorkerApp
+from apps.worker.component import BurstWorkers
+from components.cloud_nat import same_region_gate
 from components.gke_cluster import GkeCluster
+from components.image_registry import repository_path
 from components.istio_remote import IstioRemote
 from components.mesh_firewall import MeshFirewall
 from components.remote_secret import RemoteSecret
-from components.settings import Settings
+from components.settings import ConfigError, Settings
 
 PRIMARY_CLUSTER = "primary"
+# Settings both stacks must share: (primary output, config key, what the burst stack's settings say).
+SHARED_SETTINGS = (
+    ("project", "gcp:project", lambda s: s.project),
+    ("network", "meshburst:network", lambda s: s.network),
+    ("istioVersion", "meshburst:istioVersion", lambda s: s.istio_version),
+    ("meshId", "meshburst:meshId", lambda s: s.mesh_id),
+    ("meshNetwork", "meshburst:meshNetwork", lambda s: s.mesh_network),
+)
 
 
-def must_agree(key: str, burst_value: str, primary_value: str) -> str:
-    """Both stacks must run one mesh: a burst setting that differs from the primary's stops the run."""
-    if burst_value != primary_value:
-        raise ValueError(
-            f"meshburst:{key} = {burst_value!r} on the burst stack, but the primary stack runs {primary_value!r}: "
-            f"set `pulumi config set {key} {primary_value}` on the burst stack"
+def disagreements(stack: str, mine: Mapping[str, str], primary: Mapping[str, str]) -> list[str]:
+    """One problem per shared setting (config key -> value) that differs from the primary's, with its fix."""
+    return [
+        f"{key} = {mine[key]!r} on the {stack} stack, but the primary stack runs {primary[key]!r}: "
+        f"set `pulumi config set {key.removeprefix('meshburst:')} {primary[key]} -s {stack}`"
+        for key in mine
+        if mine[key] != primary[key]
+    ]
+
+
+def _agreement_gate(settings: Settings, primary: pulumi.StackReference) -> pulumi.Output[pulumi.Resource]:
+    """The StackReference, once every shared setting agrees with the primary's; a mismatch fails it.
+
+    Every top-level resource of this stack depends on the gate (children wait for their parent), so a
+    mismatch registers nothing but the StackReference.
+    """
+    stack = pulumi.get_stack()
+    mine = {key: read(settings) for _, key, read in SHARED_SETTINGS}
+    theirs = pulumi.Output.all(*(primary.require_output(output) for output, _, _ in SHARED_SETTINGS))
+
+    def check(values: list[Any]) -> pulumi.Resource:
+        problems = disagreements(
+            stack, mine, {key: str(v) for (_, key, _), v in zip(SHARED_SETTINGS, values, strict=True)}
         )
-    return burst_value
+        if problems:
+            raise ConfigError(problems)
+        return primary
+
+    return theirs.apply(check)
 
 
 def build_burst(settings: Settings) -> dict[str, Any]:
     """Register the burst stack's resources and return its outputs (see DESIGN.md, outputs contract)."""
     primary = pulumi.StackReference(settings.primary_stack)
+    # The burst's private nodes use the primary's Cloud NAT, which serves the primary's region only.
+    gated = pulumi.ResourceOptions(
+        depends_on=[
+            _agreement_gate(settings, primary),
+            same_region_gate(settings.zone, primary.require_output("zone"), primary),
+        ]
+    )
 
     def from_primary(key: str) -> pulumi.Output[Any]:
         return primary.require_output(key)
-
-    agreed = {
-        key: from_primary(key).apply(lambda value, key=key, mine=mine: must_agree(key, mine, value))
-        for key, mine in (
-            ("istioVersion", settings.istio_version),
-            ("meshId", settings.mesh_id),
-            ("meshNetwork", settings.mesh_network),
-            ("network", settings.network),
-        )
-    }
-
-    # The Istio releases only resolve their version once every shared mesh setting agrees with the primary.
-    checked_istio_version = pulumi.Output.all(*agreed.values()).apply(lambda _: settings.istio_version)
 
     cluster = GkeCluster(
         settings.cluster_name,
         {
             "project": settings.project,
             "zone": settings.zone,
-            "network": agreed["network"],
+            "network": settings.network,
             "machine_type": settings.machine_type,
             "disk_size_gb": settings.disk_size_gb,
             "deletion_protection": settings.deletion_protection,
             "autoscaling": (settings.min_nodes, settings.max_nodes),
+            # The primary's repository (same project and region), where the worker image lives.
+            "image_repository": repository_path(settings.project, settings.region),
+            "security": settings.security,
+            # istiod runs in the primary's pods and watches this API server over the VPC.
+            "api_sources_in_vpc": [from_primary("podCidr")],
         },
+        opts=gated,
     )
-    MeshFirewall(
+    firewall = MeshFirewall(
         "mesh",
         {
             "project": settings.project,
-            "network": agreed["network"],
+            "network": settings.network,
             "pod_cidrs": [from_primary("podCidr"), cluster.pod_cidr],
             "node_tags": [from_primary("nodeTag"), cluster.node_tag],
         },
+        opts=gated,
     )
     remote = IstioRemote(
         "istio",
         {
-            "version": checked_istio_version,
+            "version": settings.istio_version,
             "cluster": settings.cluster_name,
             "control_plane_cluster": PRIMARY_CLUSTER,
             "mesh_id": settings.mesh_id,
             "network": settings.mesh_network,
             "remote_pilot_address": from_primary("istiodAddress"),
         },
-        opts=pulumi.ResourceOptions(providers={"kubernetes": cluster.provider}),
+        opts=pulumi.ResourceOptions.merge(gated, pulumi.ResourceOptions(providers={"kubernetes": cluster.provider})),
     )
     # istiod lives in the primary: the remote secret is written there with the primary's own credentials.
-    primary_provider = k8s.Provider("primary-access", kubeconfig=from_primary("kubeconfig"))
-    RemoteSecret(
+    primary_provider = k8s.Provider("primary-access", kubeconfig=from_primary("kubeconfig"), opts=gated)
+    remote_secret = RemoteSecret(
         "remote-secret",
         {
             "cluster": settings.cluster_name,
-            "endpoint": cluster.endpoint,
+            "endpoint": cluster.private_endpoint,
             "ca_certificate": cluster.ca_certificate,
             "remote_provider": cluster.provider,
             "primary_provider": primary_provider,
-            "reader_ready": remote.base,
+            # The reader's service account comes from `base`, its ClusterRole and binding from remote `istiod`.
+            "reader_ready": remote.istiod,
         },
+        opts=gated,
     )
-    WorkerApp(
+    BurstWorkers(
         "worker",
         {
-            "cluster": settings.cluster_name,
             "namespace": remote.apps_namespace,
             # The primary stack built (or was given) the image; both clusters run the same worker.
-            "images": {"worker": from_primary("workerImage")},
-            "burst_weight": 0,
-            "weights_owned_by_controller": False,
+            "worker_image": from_primary("workerImage"),
             "primary_pod_cidr": from_primary("podCidr"),
             "burst_pod_cidr": cluster.pod_cidr,
             "primary_provider": primary_provider,
         },
-        opts=pulumi.ResourceOptions(providers={"kubernetes": cluster.provider}, depends_on=remote.ready),
+        # Burst pods need, before they can start and be ready: the injection webhook, which fails closed until
+        # istiod can read this cluster (remote istiod + remote secret), and Redis in the primary (firewall).
+        opts=pulumi.ResourceOptions.merge(
+            gated,
+            pulumi.ResourceOptions(
+                providers={"kubernetes": cluster.provider}, depends_on=[*remote.ready, remote_secret, firewall]
+            ),
+        ),
     )
     return {
         "clusterName": cluster.cluster_name,
         "kubeconfig": cluster.kubeconfig,
         "podCidr": cluster.pod_cidr,
         "nodeTag": cluster.node_tag,
+        "apiAccess": cluster.api_access,
     }

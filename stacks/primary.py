@@ -6,9 +6,10 @@ from typing import Any
 
 import pulumi
 
-from apps.burstwatch.component import Burstwatch
 from apps.shark.component import SharkCanary
-from apps.worker.component import WorkerApp
+from apps.worker.component import HashrApp
+from apps.worker.split import WorkerSplit
+from components.cloud_nat import CloudNat
 from components.gke_cluster import GkeCluster
 from components.image_registry import ImageRegistry
 from components.istio_control_plane import IstioControlPlane
@@ -19,6 +20,25 @@ from components.settings import Settings
 
 def build_primary(settings: Settings) -> dict[str, Any]:
     """Register the primary stack's resources and return its outputs (see DESIGN.md, outputs contract)."""
+    images = ImageRegistry(
+        "images",
+        {
+            "project": settings.project,
+            "region": settings.region,
+            "prebuilt": settings.images,
+            "kms_key": settings.security.kms_key,
+        },
+    )
+    # Egress for both clusters' private nodes; in an auto-mode VPC the region's subnetwork bears the network's name.
+    nat = CloudNat(
+        "nat",
+        {
+            "project": settings.project,
+            "region": settings.region,
+            "network": settings.network,
+            "subnetworks": [settings.network],
+        },
+    )
     cluster = GkeCluster(
         settings.cluster_name,
         {
@@ -29,6 +49,9 @@ def build_primary(settings: Settings) -> dict[str, Any]:
             "disk_size_gb": settings.disk_size_gb,
             "deletion_protection": settings.deletion_protection,
             "node_count": settings.node_count,
+            "image_repository": images.repository,
+            "security": settings.security,
+            "egress": [nat],
         },
     )
     in_cluster = pulumi.ResourceOptions(providers={"kubernetes": cluster.provider})
@@ -39,11 +62,11 @@ def build_primary(settings: Settings) -> dict[str, Any]:
             "cluster": settings.cluster_name,
             "mesh_id": settings.mesh_id,
             "network": settings.mesh_network,
+            "project": settings.project,
+            "region": settings.region,
+            "subnetwork": cluster.subnetwork,
         },
         opts=in_cluster,
-    )
-    images = ImageRegistry(
-        "images", {"project": settings.project, "region": settings.region, "prebuilt": settings.images}
     )
     # Apps wait for the namespace (with injection) and the ingress gateway their Gateways bind to.
     apps = pulumi.ResourceOptions(providers={"kubernetes": cluster.provider}, depends_on=mesh.ready)
@@ -57,40 +80,37 @@ def build_primary(settings: Settings) -> dict[str, Any]:
         {"prometheus": settings.addons.prometheus, "grafana": settings.addons.grafana, "kiali": settings.addons.kiali},
         opts=apps,
     )
-    workers = WorkerApp(
+    hashr = HashrApp(
         "worker",
         {
-            "cluster": settings.cluster_name,
             "namespace": mesh.apps_namespace,
-            "images": images.refs,
-            "burst_weight": settings.burst_weight,
-            "weights_owned_by_controller": settings.burst_mode == "auto",
+            "worker_image": images.refs["worker"],
+            "frontend_image": images.refs["frontend"],
+            "max_rps": settings.hashr_max_rps,
         },
         opts=apps,
     )
-    if settings.burst_mode == "auto":
-        # settings guarantee Prometheus is on in auto mode.
-        assert addons.prometheus_url is not None and workers.route_name is not None
-        Burstwatch(
-            "burstwatch",
-            {
-                "namespace": mesh.apps_namespace,
-                "image": images.refs["burstwatch"],
-                "route_name": workers.route_name,
-                "prometheus_url": addons.prometheus_url,
-                "high_rps": settings.burst_high_rps,
-                "low_rps": settings.burst_low_rps,
-            },
-            opts=pulumi.ResourceOptions(
-                providers={"kubernetes": cluster.provider}, depends_on=[workers, *addons.releases]
-            ),
-        )
+    WorkerSplit(
+        "worker",
+        {
+            "namespace": mesh.apps_namespace,
+            "mode": settings.burst_mode,
+            "burst_weight": settings.burst_weight,
+            "high_rps": settings.burst_high_rps,
+            "low_rps": settings.burst_low_rps,
+            "controller_image": images.refs["burstwatch"],
+            "prometheus_url": addons.prometheus_url,
+            "metrics_ready": addons.releases,
+        },
+        opts=apps,
+    )
     return {
         "clusterName": cluster.cluster_name,
         "zone": settings.zone,
         "kubeconfig": cluster.kubeconfig,
         "podCidr": cluster.pod_cidr,
         "nodeTag": cluster.node_tag,
+        "apiAccess": cluster.api_access,
         "network": settings.network,
         "istiodAddress": mesh.istiod_address,
         "ingressIp": mesh.ingress_ip,
@@ -98,8 +118,10 @@ def build_primary(settings: Settings) -> dict[str, Any]:
         "meshId": settings.mesh_id,
         "meshNetwork": settings.mesh_network,
         "workerImage": images.refs["worker"],
+        "project": settings.project,
         "sharkUrl": mesh.ingress_ip.apply(lambda ip: f"http://{ip}/"),
         "canaryWeight": settings.canary_weight,
         "hashrUrl": mesh.ingress_ip.apply(lambda ip: f"http://{ip}:{HASHR_PORT}/"),
+        "hashrToken": hashr.hashr_token,
         "burstMode": settings.burst_mode,
     }

@@ -35,7 +35,8 @@ def test_prometheus_is_installed_like_istios_addon(primary_run: Run):
     assert server["fullnameOverride"] == "prometheus"
     assert server["service"] == {"servicePort": 9090}
     assert server["persistentVolume"] == {"enabled": False}
-    assert server["global"] == {"scrape_interval": "5s"}
+    # Every global stated, none inherited from the chart (tests/test_prometheus_config.py runs promtool on it).
+    assert server["global"] == {"scrape_interval": "5s", "scrape_timeout": "4s", "evaluation_interval": "5s"}
 
 
 def test_grafana_and_kiali_are_off_by_default_and_wired_to_prometheus_when_on(primary_run: Run):
@@ -81,6 +82,7 @@ def test_auto_mode_deploys_the_controller_with_its_settings(auto_run: Run):
         "PROMETHEUS_URL": "http://prometheus.istio-system:9090",
         "NAMESPACE": "meshburst",
         "VIRTUAL_SERVICE": "worker-split",
+        "SUBSETS": "primary,burst",
         "DESTINATION_SERVICE": "worker-service.meshburst.svc.cluster.local",
         "SOURCE_WORKLOAD": "frontend",
         "HIGH_RPS": "25",

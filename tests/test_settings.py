@@ -38,6 +38,7 @@ def test_defaults_follow_the_design_table():
     assert (s.canary_weight, s.burst_weight, s.burst_mode) == (20, 0, "manual")
     assert (s.burst_high_rps, s.burst_low_rps) == (15.0, 10.0)
     assert s.primary_stack == "organization/meshburst/primary"
+    assert s.hashr_max_rps == 100
     assert s.images is None
     assert (s.addons.prometheus, s.addons.grafana, s.addons.kiali) == (True, False, False)
     assert s.deletion_protection is False
@@ -158,7 +159,49 @@ def test_every_problem_is_reported_at_once():
     assert [p.split(" ")[0] for p in found] == ["meshburst:nodeCount", "meshburst:canaryWeight", "meshburst:burstMode"]
 
 
+@pytest.mark.parametrize(
+    ("typo", "meant"),
+    [("canryWeight", "canaryWeight"), ("burstweight", "burstWeight"), ("minNode", "minNodes"), ("addon", "addons")],
+)
+def test_a_misspelt_key_is_refused_with_the_closest_known_one(typo: str, meant: str):
+    [message] = problems(**{typo: "50"})
+    assert message == (
+        f"meshburst:{typo} is not a setting meshburst reads (did you mean {meant}?); "
+        f"remove it with `pulumi config rm {typo}`"
+    )
+
+
+def test_an_unknown_key_with_no_close_match_lists_the_known_keys():
+    [message] = problems(colour="blue")
+    assert message.startswith("meshburst:colour is not a setting meshburst reads (known keys: addons, ")
+    assert "burstHighRps, " in message and "canaryWeight" in message and "pulumi config rm colour" in message
+
+
+def test_keys_of_other_namespaces_are_left_to_their_owners():
+    assert parse(**{"gcp:region": "us-west1", "pulumi:tags": '{"team": "mesh"}'}).canary_weight == 20
+
+
+def test_primary_stack_defaults_to_the_current_organization():
+    raw = {"gcp:project": PROJECT_ID}
+    assert parse_settings(raw, "burst").primary_stack == "organization/meshburst/primary"
+    assert parse_settings(raw, "burst", organization="acme").primary_stack == "acme/meshburst/primary"
+    assert parse("burst", primaryStack="acme/meshburst/prod").primary_stack == "acme/meshburst/prod"
+
+
+@pytest.mark.parametrize("bad", ["0", "1001", "fast", "2.5"])
+def test_hashr_max_rps_is_a_whole_number_from_1_to_1000(bad: str):
+    [message] = problems(hashrMaxRps=bad)
+    assert message.startswith(f"meshburst:hashrMaxRps = {bad!r} is not allowed: expected a whole number from 1 to 1000")
+
+
 BAD_PROGRAM_CONFIGS = [
+    (
+        "primary",
+        {"canryWeight": "50"},
+        "meshburst:canryWeight is not a setting meshburst reads (did you mean canaryWeight?)",
+    ),
+    ("burst", {"maxNode": "3"}, "meshburst:maxNode is not a setting meshburst reads (did you mean maxNodes?)"),
+    ("primary", {"hashrMaxRps": "5000"}, "meshburst:hashrMaxRps"),
     ("primary", {"canaryWeight": "-1"}, "meshburst:canaryWeight"),
     ("primary", {"canaryWeight": "101"}, "meshburst:canaryWeight"),
     ("primary", {"burstWeight": "abc"}, "meshburst:burstWeight"),
@@ -172,6 +215,11 @@ BAD_PROGRAM_CONFIGS = [
     ("primary", {"burstLowRps": "20"}, "meshburst:burstLowRps"),
     ("primary", {"gcp:project": None}, "gcp:project"),
     ("burst", {"istioVersion": "newest"}, "meshburst:istioVersion"),
+    ("primary", {"apiAuthorizedNetworks": '["203.0.113.0/33"]'}, "meshburst:apiAuthorizedNetworks"),
+    ("burst", {"binaryAuthorization": "enforce"}, "meshburst:binaryAuthorization"),
+    ("primary", {"kmsKey": "keyRings/r/cryptoKeys/k"}, "meshburst:kmsKey"),
+    ("burst", {"intranodeVisibility": "1"}, "meshburst:intranodeVisibility"),
+    ("primary", {"rbacSecurityGroup": "not-an-email"}, "meshburst:rbacSecurityGroup"),
 ]
 
 

@@ -137,7 +137,8 @@ def test_prebuilt_images_build_nothing():
     prebuilt = {n: f"ghcr.io/acme/{n}:1.0" for n in ("shark-v1", "shark-v2", "worker", "frontend", "burstwatch")}
     run = run_stack("primary", {"images": prebuilt})
     assert run.of_type("docker-build:index:Image") == []
-    assert run.of_type("gcp:artifactregistry/repository:Repository") == []
+    # The (empty) repository stays: the nodes' read grants are scoped to it (see components/image_registry.py).
+    assert len(run.of_type("gcp:artifactregistry/repository:Repository")) == 1
     container = run.one("kubernetes:apps/v1:Deployment", "shark-shark-v2").get("spec.template.spec.containers")[0]
     assert container["image"] == "ghcr.io/acme/shark-v2:1.0"
     assert run.outputs["workerImage"] == "ghcr.io/acme/worker:1.0"
@@ -145,3 +146,27 @@ def test_prebuilt_images_build_nothing():
 
 def test_shark_url_output(primary_run: Run):
     assert primary_run.outputs["sharkUrl"] == "http://35.3.3.3/"
+
+
+@pytest.mark.parametrize(
+    ("reference", "policy"),
+    [
+        ("ghcr.io/acme/{name}:latest", "Always"),
+        ("ghcr.io/acme/{name}:1.0", "Always"),
+        ("ghcr.io/acme/{name}@sha256:" + "ab" * 32, "IfNotPresent"),
+    ],
+)
+def test_only_a_digest_counts_as_pinned_for_prebuilt_images(reference: str, policy: str):
+    from tests.harness import run_both
+
+    images = {n: reference.format(name=n) for n in ("shark-v1", "shark-v2", "worker", "frontend", "burstwatch")}
+    primary, burst = run_both({"images": images})
+    for run, deployment in ((primary, "shark-shark-v2"), (primary, "worker-frontend"), (burst, "worker-worker")):
+        [container] = run.one("kubernetes:apps/v1:Deployment", deployment).get("spec.template.spec.containers")
+        assert container["imagePullPolicy"] == policy, (run.stack, deployment)
+
+
+def test_built_images_are_digests_and_taken_from_the_node_cache(primary_run: Run, burst_run: Run):
+    for run, deployment in ((primary_run, "shark-shark-v1"), (burst_run, "worker-worker")):
+        [container] = run.one("kubernetes:apps/v1:Deployment", deployment).get("spec.template.spec.containers")
+        assert "@sha256:" in container["image"] and container["imagePullPolicy"] == "IfNotPresent"

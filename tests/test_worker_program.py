@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.harness import Run, run_stack
+from tests.harness import FAKE_RANDOM_PASSWORD, Run, run_stack
 
 VS = "kubernetes:networking.istio.io/v1:VirtualService"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
@@ -36,6 +36,8 @@ def test_primary_runs_redis_frontend_and_worker(primary_run: Run):
     assert env(primary_run, "worker-frontend") == {
         "PROCESSOR_URL": "http://worker-service",
         "REDIS_URL": "redis-cache-service:6379",
+        "HASHR_TOKEN_FILE": "/var/run/secrets/hashr/token",
+        "MAX_RPS": "100",
     }
     assert deployments["frontend"].get("spec.replicas") == 1
     assert container(primary_run, "worker-worker")["image"].startswith(
@@ -44,6 +46,30 @@ def test_primary_runs_redis_frontend_and_worker(primary_run: Run):
     assert container(primary_run, "worker-frontend")["image"].startswith(
         "us-west1-docker.pkg.dev/meshburst-test-123/meshburst/frontend@sha256:"
     )
+
+
+def test_changing_the_hashr_rate_takes_a_generated_secret_token(primary_run: Run):
+    password = primary_run.one("random:index/randomPassword:RandomPassword", "worker-hashr-token")
+    assert (password.get("length"), password.get("special")) == (32, False)
+    secret = primary_run.one("kubernetes:core/v1:Secret", "worker-hashr-token-secret")
+    assert secret.get("metadata") == {"name": "hashr-token", "namespace": "meshburst", "labels": {"app": "frontend"}}
+    assert secret.get("stringData") == {"token": FAKE_RANDOM_PASSWORD} and secret.is_secret("stringData")
+    assert primary_run.outputs["hashrToken"] == FAKE_RANDOM_PASSWORD
+    assert "hashrToken" in primary_run.secret_outputs
+    # Mounted as a file (not an environment variable), read-only, and only in the frontend.
+    frontend = primary_run.one(DEPLOYMENT, "worker-frontend")
+    assert {"name": "secret-hashr-token", "mountPath": "/var/run/secrets/hashr", "readOnly": True} in container(
+        primary_run, "worker-frontend"
+    )["volumeMounts"]
+    assert {"name": "secret-hashr-token", "secret": {"secretName": "hashr-token", "defaultMode": 0o440}} in (
+        frontend.get("spec.template.spec.volumes")
+    )
+    assert secret.urn in primary_run.created_before(frontend)
+
+
+def test_hashr_max_rps_reaches_the_frontend(primary_run: Run):
+    run = run_stack("primary", {"hashrMaxRps": "40"})
+    assert env(run, "worker-frontend")["MAX_RPS"] == "40"
 
 
 def test_worker_probes_check_liveness_and_redis_readiness(primary_run: Run):
@@ -92,19 +118,12 @@ def test_services_and_ports(primary_run: Run, burst_run: Run):
     )
 
 
-def test_every_workload_in_both_stacks_is_hardened_with_a_pdb(primary_run: Run, burst_run: Run):
+def test_every_workload_has_a_pdb_with_exactly_its_selector(primary_run: Run, burst_run: Run):
+    # The hardening itself (non-root, read-only, limits, probes...) is the policy pack's, run over every
+    # resource of every mode in tests/test_policy.py; this holds the PDB to the Deployment's own selector.
     for run in (primary_run, burst_run):
         pdbs = {r.get("metadata.name"): r for r in run.of_type("kubernetes:policy/v1:PodDisruptionBudget")}
         for deployment in run.of_type(DEPLOYMENT):
-            pod = deployment.get("spec.template.spec")
-            [c] = pod["containers"]
-            context = c["securityContext"]
-            assert context["runAsNonRoot"] and context["readOnlyRootFilesystem"], deployment.name
-            assert context["allowPrivilegeEscalation"] is False and context["capabilities"] == {"drop": ["ALL"]}
-            assert context["seccompProfile"] == {"type": "RuntimeDefault"}
-            assert pod["automountServiceAccountToken"] is False, deployment.name
-            assert set(c["resources"]) == {"requests", "limits"}
-            assert "readinessProbe" in c and "livenessProbe" in c
             name = deployment.get("metadata.name")
             assert pdbs[name].get("spec.selector.matchLabels") == deployment.get("spec.selector.matchLabels")
 
@@ -200,7 +219,7 @@ def test_burst_workers_autoscale_on_cpu(burst_run: Run):
 
 
 def test_burst_apps_wait_for_the_remote_mesh(burst_run: Run):
-    app = burst_run.one("meshburst:apps:WorkerApp", "worker")
+    app = burst_run.one("meshburst:apps:BurstWorkers", "worker")
     assert burst_run.named("istio-apps-namespace").urn in app.dependencies
 
 

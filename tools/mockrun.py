@@ -13,7 +13,9 @@ stack's exported outputs. Used two ways:
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import gc
 import hashlib
 import json
 import runpy
@@ -30,17 +32,26 @@ from pulumi.runtime.settings import reset_options
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from components.settings import default_primary_stack
+
 ROOT = Path(__file__).resolve().parent.parent
 MAIN = ROOT / "__main__.py"
 PROJECT = "meshburst"
+# The organization a self-managed backend reports; mocks run as if on one.
+OFFLINE_ORGANIZATION = "organization"
 PROJECT_ID = "meshburst-test-123"
 
 # What the fake cloud answers for values that only exist after apply.
 FAKE_ENDPOINTS = {"meshburst-primary": "34.1.1.1", "meshburst-burst": "34.2.2.2"}
 FAKE_POD_CIDRS = {"meshburst-primary": "10.4.0.0/14", "meshburst-burst": "10.8.0.0/14"}
 FAKE_CA = base64.b64encode(b"-----BEGIN CERTIFICATE-----\nfake\n-----END CERTIFICATE-----\n").decode()
+FAKE_RANDOM_PASSWORD = "fakeRandomPassword0123456789abcd"
 FAKE_READER_TOKEN = "eyJhbGciOiJSUzI1NiJ9.fake-reader-token"
-FAKE_LB_IPS = {"istio-system/istio-eastwestgateway": "10.128.0.50", "istio-system/istio-ingressgateway": "35.3.3.3"}
+# Reserved addresses by their GCP name.
+FAKE_ADDRESSES = {"meshburst-istiod": "10.128.0.50", "meshburst-ingress": "35.3.3.3"}
+FAKE_SUBNETWORK = "default"
+# The control planes' internal (private endpoint) addresses, in the nodes' subnet.
+FAKE_PRIVATE_ENDPOINTS = {"meshburst-primary": "10.128.0.2", "meshburst-burst": "10.128.0.3"}
 
 
 KNOWN_AFTER_APPLY = "(known after apply)"
@@ -77,6 +88,8 @@ class Resource:
     ignore_changes: list[str]
     custom: bool
     read: bool = False
+    aliases: list[str] = field(default_factory=list)
+    """Earlier URNs this resource answers to (its own aliases and those inherited from its parents)."""
 
     def get(self, path: str) -> Any:
         """Input at a dotted path, e.g. `metadata.labels.app` (list items by index: `spec.0`)."""
@@ -125,6 +138,31 @@ class Run:
     def parent_of(self, resource: Resource) -> Resource:
         return self.by_urn(resource.parent)
 
+    def created_before(self, resource: Resource) -> set[str]:
+        """URNs of every resource the engine must create before this one.
+
+        What Pulumi waits for: the resource's own dependencies (the SDK records a dependency on a component
+        as the resources beneath it), its parents' (a child waits for its parent's registration, which
+        waits for the parent's dependencies), its provider's, and transitively theirs.
+        """
+        by_urn = {r.urn: r for r in self.resources}
+        found: set[str] = set()
+        pending = [resource.urn]
+        while pending:
+            current = by_urn.get(pending.pop())
+            if current is None:
+                continue
+            waits_for = list(current.dependencies)
+            if current.parent in by_urn:
+                waits_for.append(current.parent)
+            if current.provider:
+                waits_for.append(current.provider.rsplit("::", 1)[0])
+            for urn in waits_for:
+                if urn not in found:
+                    found.add(urn)
+                    pending.append(urn)
+        return found
+
     def provider_name(self, resource: Resource) -> str:
         """Name of the provider resource a resource uses (`urn::id` reference -> name)."""
         return resource.provider.split("::")[-2] if resource.provider else ""
@@ -162,7 +200,12 @@ class FakeCloud(pulumi_mocks.Mocks):
             state |= {
                 "endpoint": FAKE_ENDPOINTS[name],
                 "clusterIpv4Cidr": FAKE_POD_CIDRS[name],
+                "subnetwork": FAKE_SUBNETWORK,
                 "masterAuth": {**state.get("masterAuth", {}), "clusterCaCertificate": FAKE_CA},
+                "privateClusterConfig": {
+                    **state.get("privateClusterConfig", {}),
+                    "privateEndpoint": FAKE_PRIVATE_ENDPOINTS[name],
+                },
             }
         elif args.typ == "docker-build:index:Image":
             # A pushed build answers with its digest; the ref pins the first tag to it.
@@ -173,20 +216,58 @@ class FakeCloud(pulumi_mocks.Mocks):
         elif args.typ == "kubernetes:core/v1:Secret" and state.get("type") == "kubernetes.io/service-account-token":
             # The token controller fills the secret in; pulumi-kubernetes waits for it.
             state["data"] = {"token": base64.b64encode(FAKE_READER_TOKEN.encode()).decode(), "ca.crt": FAKE_CA}
-        elif args.typ == "kubernetes:core/v1:Service" and args.resource_id in FAKE_LB_IPS:
-            state["status"] = {"loadBalancer": {"ingress": [{"ip": FAKE_LB_IPS[args.resource_id]}]}}
+        elif args.typ == "random:index/randomPassword:RandomPassword":
+            state["result"] = FAKE_RANDOM_PASSWORD
+        elif args.typ == "gcp:compute/address:Address":
+            state["address"] = FAKE_ADDRESSES[state["name"]]
         return resource_id, state
 
     def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict, list]:
         raise AssertionError(f"meshburst must not call cloud functions during a run (called {args.token})")
 
 
+ROOT_STACK_TYPE = "pulumi:pulumi:Stack"
+
+
+def engine_urn(parent_urn: str, type_: str, name: str) -> str:
+    """The URN the Pulumi engine gives a resource: its parents' whole type chain, the root stack left out."""
+    parent_type = parent_urn.split("::")[2] if parent_urn else ""
+    qualified = f"{parent_type}${type_}" if parent_type and parent_type != ROOT_STACK_TYPE else type_
+    return "urn:pulumi:" + "::".join([pulumi.get_stack(), pulumi.get_project(), qualified, name])
+
+
 class RecordingMonitor(pulumi_mocks.MockMonitor):
-    """Pulumi's mock monitor, plus a record of every registration's options."""
+    """Pulumi's mock monitor, with the engine's URNs and aliases, plus a record of every registration's options."""
 
     def __init__(self, mocks: pulumi_mocks.Mocks) -> None:
         super().__init__(mocks)
         self.records: list[Resource] = []
+        self._aliases: dict[str, list[str]] = {}
+
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        # The mock's own URNs keep only the parent's last type; the engine keeps the chain, and a URN change is
+        # what makes a refactor replace resources, so tests must see the engine's.
+        return engine_urn(parent, type_, name)
+
+    def _resolve_aliases(self, request: Any, urn: str) -> list[str]:
+        """Earlier URNs, as the engine resolves alias specs, including those a child inherits from its parent."""
+        parent = request.parent
+        found: list[str] = []
+        for alias in request.aliases:
+            if alias.urn:
+                found.append(alias.urn)
+                continue
+            spec = alias.spec
+            alias_parent = "" if spec.noParent else (spec.parentUrn or parent)
+            found.append(engine_urn(alias_parent, spec.type or request.type, spec.name or request.name))
+        parent_name = parent.rsplit("::", 1)[-1] if parent else ""
+        for parent_alias in self._aliases.get(parent, []):
+            name = request.name
+            if parent_name and name.startswith(parent_name):
+                name = parent_alias.rsplit("::", 1)[-1] + name[len(parent_name) :]
+            found.append(engine_urn(parent_alias, request.type, name))
+        self._aliases[urn] = [alias for alias in dict.fromkeys(found) if alias != urn]
+        return self._aliases[urn]
 
     def _record(self, request: Any, response: Any, read: bool) -> None:
         secrets: set[str] = set()
@@ -204,6 +285,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 ignore_changes=[] if read else list(request.ignoreChanges),
                 custom=True if read else request.custom,
                 read=read,
+                aliases=[] if read else self._resolve_aliases(request, response.urn),
             )
         )
 
@@ -251,13 +333,26 @@ def run_stack(
     for key, value in (config or {}).items():
         full_config[full_key(key)] = value if isinstance(value, str) else json.dumps(value)
     monitor = RecordingMonitor(FakeCloud(stack_references or {}, secret_outputs or {}, invent=not preview))
-    reset_options(project=PROJECT, stack=stack)
-    pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
+    # Pulumi's runtime asks for the thread's event loop; a test that ran asyncio.run() before leaves none set.
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    reset_options(project=PROJECT, stack=stack, organization=OFFLINE_ORGANIZATION)
+    pulumi.runtime.set_mocks(
+        monitor.mocks,
+        project=PROJECT,
+        stack=stack,
+        preview=preview,
+        monitor=monitor,
+        organization=OFFLINE_ORGANIZATION,
+    )
     pulumi.runtime.set_all_config(full_config)
     root = pulumi.runtime.settings.get_root_resource()
     try:
         _sync_await(run_pulumi_func(lambda: runpy.run_path(str(MAIN), run_name="__main__")))
     except BaseException as error:
+        # A failed run leaves futures holding the error; collect them now. Collected later, their finalizers
+        # may run inside an unrelated compile(), which CPython 3.11 breaks with "AST constructor recursion
+        # depth mismatch" (the suite's end, when pytest rewrites a lazily imported module).
+        gc.collect()
         raise RunFailed(error, monitor.records) from error
     outputs: dict[str, Any] = {}
     secret_outputs_found: set[str] = set()
@@ -275,7 +370,7 @@ def run_both(
 ) -> tuple[Run, Run]:
     """Run primary, then burst reading primary's real exported outputs through its StackReference."""
     primary = run_stack("primary", primary_config)
-    ref = (burst_config or {}).get("primaryStack", "organization/meshburst/primary")
+    ref = (burst_config or {}).get("primaryStack", default_primary_stack(OFFLINE_ORGANIZATION))
     burst = run_stack(
         "burst", burst_config, stack_references={ref: primary.outputs}, secret_outputs={ref: primary.secret_outputs}
     )

@@ -2,29 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.workload import Resources, Workload, WorkloadSpec
+from components.workload import Resources, WorkloadSpec, register_workload
 
 NAME = "burstwatch"
 PORT = 8080
 
 
-def controller_env(
-    namespace: str, route_name: str, prometheus_url: str, high_rps: float, low_rps: float
-) -> dict[str, str]:
-    """The controller's settings (see apps/burstwatch/controller.py for every variable and its default)."""
+def controller_env(args: BurstwatchArgs) -> dict[str, str]:
+    """The controller's settings (see apps/burstwatch/controller.py for every variable and its default).
+
+    The names of what it watches and writes come from the app that owns them: the image copies none.
+    """
     return {
-        "PROMETHEUS_URL": prometheus_url,
-        "NAMESPACE": namespace,
-        "VIRTUAL_SERVICE": route_name,
-        "DESTINATION_SERVICE": f"worker-service.{namespace}.svc.cluster.local",
-        "SOURCE_WORKLOAD": "frontend",
-        "HIGH_RPS": f"{high_rps:g}",
-        "LOW_RPS": f"{low_rps:g}",
+        "PROMETHEUS_URL": args["prometheus_url"],
+        "NAMESPACE": args["namespace"],
+        "VIRTUAL_SERVICE": args["route_name"],
+        "SUBSETS": ",".join(args["subsets"]),
+        "DESTINATION_SERVICE": args["destination_service"],
+        "SOURCE_WORKLOAD": args["source_workload"],
+        "HIGH_RPS": f"{args['high_rps']:g}",
+        "LOW_RPS": f"{args['low_rps']:g}",
         "INTERVAL_SECONDS": "2",
         "WINDOW": "30s",
         "MIN_DWELL_SECONDS": "30",
@@ -63,7 +66,6 @@ def burstwatch_spec(image: pulumi.Input[str], env: dict[str, str]) -> WorkloadSp
         },
         # Nothing calls the controller; only Prometheus scrapes it through the sidecar.
         allow_from=[],
-        checkov_skips={"CKV_K8S_38": "the controller reads and patches one VirtualService through the Kubernetes API"},
     )
 
 
@@ -74,6 +76,12 @@ class BurstwatchArgs(TypedDict):
     """The burstwatch image."""
     route_name: str
     """Name of the worker VirtualService the controller owns the weights of."""
+    subsets: Sequence[str]
+    """The route's two subsets, in route order: where work normally runs, then the burst cluster."""
+    destination_service: str
+    """Fully qualified host whose request rate the controller watches."""
+    source_workload: str
+    """The workload that sends those requests (its sidecar reports them)."""
     prometheus_url: str
     """In-cluster Prometheus the controller asks for the request rate."""
     high_rps: float
@@ -99,8 +107,8 @@ class Burstwatch(pulumi.ComponentResource):
             subjects=[{"kind": "ServiceAccount", "name": NAME, "namespace": namespace}],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[account, role]),
         )
-        env = controller_env(namespace, args["route_name"], args["prometheus_url"], args["high_rps"], args["low_rps"])
-        Workload(
+        env = controller_env(args)
+        register_workload(
             f"{name}-controller",
             burstwatch_spec(args["image"], env),
             namespace,

@@ -9,7 +9,7 @@ import pulumi
 from components.istio_values import SHARK_PORT, http_gateway
 from components.k8s_objects import custom_resource
 from components.weighted_route import HeaderOverride, RouteSpec, WeightedRoute
-from components.workload import FROM_ISTIO_SYSTEM, Resources, Workload, WorkloadSpec, service, service_manifest
+from components.workload import FROM_ISTIO_SYSTEM, Resources, WorkloadSpec, register_workload, service, service_manifest
 
 APP = "shark"
 PORT = 8080
@@ -62,8 +62,8 @@ class SharkCanary(pulumi.ComponentResource):
         namespace = args["namespace"]
         child = pulumi.ResourceOptions(parent=self)
         for spec in shark_workloads(args["images"]):
-            Workload(f"{name}-{spec.name}", spec, namespace, child)
+            register_workload(f"{name}-{spec.name}", spec, namespace, child)
         service(f"{name}-service", service_manifest(APP, namespace, {"app": APP}, PORT, PORT), child)
         custom_resource(f"{name}-gateway", http_gateway(GATEWAY, namespace, SHARK_PORT), child)
-        self.route = WeightedRoute(f"{name}-route", {"spec": shark_route(namespace, args["canary_weight"])}, child)
+        WeightedRoute(f"{name}-route", {"spec": shark_route(namespace, args["canary_weight"])}, child)
         self.register_outputs({})

@@ -1,79 +1,101 @@
-"""WorkerApp: the cloud-burst app. Primary: Redis, frontend, workers and the split; burst: more workers."""
+"""The cloud-burst app: HashrApp in the primary (Redis, the String Hashr frontend, workers) and BurstWorkers
+in the burst cluster (workers that prefix their results). How work is split between them is WorkerSplit's.
+"""
 
 from __future__ import annotations
 
-from typing import Any, NotRequired, TypedDict
+from typing import Any, TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
+import pulumi_random as random
 
-from apps.worker.common import BURST_PREFIX
+from apps.worker.contract import (
+    BURST_PREFIX,
+    CLUSTER_TYPE_LABEL,
+    CLUSTER_TYPES,
+    FRONTEND_APP,
+    FRONTEND_PORT,
+    FRONTEND_SERVICE,
+    REDIS_ADDRESS,
+    REDIS_PORT,
+    REDIS_SERVICE,
+    SERVICE_PORT,
+    WORKER_PORT,
+    WORKER_SERVICE,
+    WORKER_URL,
+)
 from components.istio_values import HASHR_PORT, ISTIO_API, http_gateway
 from components.k8s_objects import custom_resource
-from components.weighted_route import RouteSpec, WeightedRoute
 from components.workload import (
     FROM_ISTIO_SYSTEM,
+    SKIP_AWAIT,
     Resources,
-    Workload,
     WorkloadSpec,
     from_cidr,
     from_pods,
+    register_workload,
     service,
     service_manifest,
 )
 
-WORKER_PORT = 8081
-FRONTEND_PORT = 8080
-REDIS_PORT = 6379
-WORKER_SERVICE = "worker-service"
-FRONTEND_SERVICE = "frontend-service"
-REDIS_SERVICE = "redis-cache-service"
-REDIS_URL = f"{REDIS_SERVICE}:{REDIS_PORT}"
 # The official image. It runs as any uid: started as non-root, its entrypoint skips the switch to `redis`.
 REDIS_IMAGE = "redis:7.4.2-alpine"
 HASHR_GATEWAY = "hashr-gateway"
-CLUSTER_TYPES = {"primary": "primary-cluster", "burst": "burst-cluster"}
-# Routing to the workers: subset name -> the label that tells the clusters' workers apart.
-WORKER_SUBSETS = {cluster: {"cluster-type": label} for cluster, label in CLUSTER_TYPES.items()}
-WORKER_ROUTE = "worker-split"
+HASHR_TOKEN_SECRET = "hashr-token"
+HASHR_TOKEN_KEY = "token"
+HASHR_TOKEN_DIR = "/var/run/secrets/hashr"
 WORKER_RESOURCES = Resources(cpu_request="200m", memory_request="96Mi", cpu_limit="1", memory_limit="256Mi")
+# Components were one `WorkerApp` before; the alias keeps every child's URN, so nothing is replaced.
+WORKER_APP_TYPE = "meshburst:apps:WorkerApp"
 
 
-def worker_spec(
-    cluster: str, image: pulumi.Input[str], primary_pod_cidr: pulumi.Input[str] | None = None
+def _worker_spec(
+    cluster: str, image: pulumi.Input[str], env: dict[str, pulumi.Input[str]], **extra: Any
 ) -> WorkloadSpec:
-    """A worker Deployment; burst workers prefix their results so users can see where work ran.
-
-    Only the frontend sends work: in the primary it is a neighbour pod; in burst it arrives from the
-    primary's pod range over the flat VPC.
-    """
-    env: dict[str, pulumi.Input[str]] = {"REDIS_URL": REDIS_URL, "CLUSTER_NAME": cluster}
-    if cluster == "burst":
-        env["PREFIX"] = BURST_PREFIX
-        if primary_pod_cidr is None:
-            raise ValueError("burst workers need the primary's pod CIDR to admit the frontend's requests")
-    clients = [from_cidr(primary_pod_cidr)] if cluster == "burst" else [from_pods({"app": "frontend"})]
     return WorkloadSpec(
         name="worker",
-        labels={"app": "worker", "cluster-type": CLUSTER_TYPES[cluster]},
+        labels={"app": "worker", CLUSTER_TYPE_LABEL: CLUSTER_TYPES[cluster]},
         image=image,
         port=WORKER_PORT,
-        env=env,
+        env={"REDIS_URL": REDIS_ADDRESS, "CLUSTER_NAME": cluster, **env},
         ready_path="/readyz",
         resources=WORKER_RESOURCES,
-        # In burst the autoscaler owns the replica count; a fixed one would fight it on every `pulumi up`.
-        replicas=None if cluster == "burst" else 2,
-        allow_from=clients,
+        **extra,
     )
 
 
-def frontend_spec(image: pulumi.Input[str]) -> WorkloadSpec:
+def primary_worker_spec(image: pulumi.Input[str]) -> WorkloadSpec:
+    """The primary's workers: only the frontend, a neighbour pod, sends them work."""
+    return _worker_spec("primary", image, {}, replicas=2, allow_from=[from_pods({"app": FRONTEND_APP})])
+
+
+def burst_worker_spec(image: pulumi.Input[str], primary_pod_cidr: pulumi.Input[str]) -> WorkloadSpec:
+    """Burst workers prefix their results, so users see where work ran; work arrives from the primary's pods."""
+    return _worker_spec(
+        "burst",
+        image,
+        {"PREFIX": BURST_PREFIX},
+        # The autoscaler owns the replica count; a fixed one would fight it on every `pulumi up`.
+        replicas=None,
+        allow_from=[from_cidr(primary_pod_cidr)],
+    )
+
+
+def frontend_spec(image: pulumi.Input[str], max_rps: int) -> WorkloadSpec:
+    """The String Hashr page and load generator; changing its rate takes the token mounted from a Secret."""
     return WorkloadSpec(
         name="frontend",
-        labels={"app": "frontend"},
+        labels={"app": FRONTEND_APP},
         image=image,
         port=FRONTEND_PORT,
-        env={"REDIS_URL": REDIS_URL, "PROCESSOR_URL": f"http://{WORKER_SERVICE}"},
+        env={
+            "REDIS_URL": REDIS_ADDRESS,
+            "PROCESSOR_URL": WORKER_URL,
+            "HASHR_TOKEN_FILE": f"{HASHR_TOKEN_DIR}/{HASHR_TOKEN_KEY}",
+            "MAX_RPS": str(max_rps),
+        },
+        secret_mounts={HASHR_TOKEN_DIR: HASHR_TOKEN_SECRET},
         # One sender: two replicas would each send at the chosen rate.
         replicas=1,
         resources=Resources(cpu_request="100m", memory_request="96Mi", cpu_limit="1", memory_limit="256Mi"),
@@ -94,10 +116,7 @@ def redis_spec() -> WorkloadSpec:
         writable_paths=("/data", "/tmp"),
         resources=Resources(cpu_request="50m", memory_request="64Mi", cpu_limit="500m", memory_limit="128Mi"),
         # Burst workers are admitted by a policy the burst stack adds (redis_from_burst_policy).
-        allow_from=[from_pods({"app": "worker"}), from_pods({"app": "frontend"})],
-        checkov_skips={
-            "CKV_K8S_43": "the official Redis image, by exact release tag and pulled Always; not built here to pin",
-        },
+        allow_from=[from_pods({"app": "worker"}), from_pods({"app": FRONTEND_APP})],
     )
 
 
@@ -111,19 +130,6 @@ def redis_from_burst_policy(namespace: str, burst_pod_cidr: pulumi.Input[str]) -
             "ingress": [{"from": [from_cidr(burst_pod_cidr)], "ports": [{"protocol": "TCP", "port": REDIS_PORT}]}],
         },
     }
-
-
-def worker_route(namespace: str, burst_weight: int) -> RouteSpec:
-    return RouteSpec(
-        name=WORKER_ROUTE,
-        namespace=namespace,
-        host=WORKER_SERVICE,
-        subsets=WORKER_SUBSETS,
-        share_to_second=burst_weight,
-        port=80,
-        gateways=["mesh"],
-        load_balancer="RANDOM",
-    )
 
 
 def redis_tcp_route(namespace: str) -> dict[str, Any]:
@@ -152,7 +158,7 @@ def frontend_route(namespace: str) -> dict[str, Any]:
         "spec": {
             "hosts": ["*"],
             "gateways": [HASHR_GATEWAY],
-            "http": [{"route": [{"destination": {"host": FRONTEND_SERVICE, "port": {"number": 80}}}]}],
+            "http": [{"route": [{"destination": {"host": FRONTEND_SERVICE, "port": {"number": SERVICE_PORT}}}]}],
         },
     }
 
@@ -175,83 +181,119 @@ def worker_autoscaler(namespace: str, min_replicas: int = 1, max_replicas: int =
     }
 
 
-class WorkerAppArgs(TypedDict):
-    cluster: str
-    """`primary` (everything) or `burst` (workers only)."""
+def worker_service(name: str, namespace: str, opts: pulumi.ResourceOptions) -> k8s.core.v1.Service:
+    """worker-service: in each cluster, the name the split routes to, over that cluster's workers."""
+    return service(
+        name, service_manifest(WORKER_SERVICE, namespace, {"app": "worker"}, SERVICE_PORT, WORKER_PORT), opts
+    )
+
+
+def redis_service(name: str, namespace: str, opts: pulumi.ResourceOptions, dns_only: bool) -> k8s.core.v1.Service:
+    """redis-cache-service. In burst it exists so the name resolves (the mesh carries the traffic to the primary's
+    Redis); no Redis pod ever runs there, so Pulumi must not wait for its Endpoints (it would fail after 10 min)."""
+    manifest = service_manifest(
+        REDIS_SERVICE,
+        namespace,
+        {"app": "redis"},
+        REDIS_PORT,
+        REDIS_PORT,
+        port_name="tcp-redis",
+        annotations=SKIP_AWAIT if dns_only else None,
+    )
+    return service(name, manifest, opts)
+
+
+class HashrAppArgs(TypedDict):
     namespace: str
     """Apps namespace (sidecar injection on)."""
-    images: dict[str, pulumi.Input[str]]
-    """Image references by name; burst uses only `worker`."""
-    burst_weight: int
-    """Percent of worker traffic for the burst cluster (primary only)."""
-    weights_owned_by_controller: bool
-    """burstwatch owns the split: Pulumi ignores changes to the route weights."""
-    primary_pod_cidr: NotRequired[pulumi.Input[str]]
-    """burst only: the primary's pod range, where the frontend's requests come from."""
-    burst_pod_cidr: NotRequired[pulumi.Input[str]]
-    """burst only: this cluster's pod range, admitted to the primary's Redis."""
-    primary_provider: NotRequired[k8s.Provider]
-    """burst only: access to the primary, to admit burst workers to its Redis."""
+    worker_image: pulumi.Input[str]
+    """The worker image."""
+    frontend_image: pulumi.Input[str]
+    """The frontend image (the same code as the worker, started as the frontend)."""
+    max_rps: int
+    """The highest rate the String Hashr page may set."""
 
 
-class WorkerApp(pulumi.ComponentResource):
-    route_name: str | None
-    """Name of the worker VirtualService (primary only)."""
+class HashrApp(pulumi.ComponentResource):
+    hashr_token: pulumi.Output[str]
+    """The token that changing the Hashr rate takes (secret)."""
 
-    def __init__(self, name: str, args: WorkerAppArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("meshburst:apps:WorkerApp", name, None, opts)
-        cluster = args["cluster"]
-        if cluster not in CLUSTER_TYPES:
-            raise ValueError(f"WorkerApp {name}: cluster must be one of {list(CLUSTER_TYPES)}, got {cluster!r}")
+    def __init__(self, name: str, args: HashrAppArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(
+            "meshburst:apps:HashrApp",
+            name,
+            None,
+            pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(aliases=[pulumi.Alias(type_=WORKER_APP_TYPE)])),
+        )
         namespace = args["namespace"]
         child = pulumi.ResourceOptions(parent=self)
-        images = args["images"]
+        register_workload(f"{name}-worker", primary_worker_spec(args["worker_image"]), namespace, child)
+        worker_service(f"{name}-worker-service", namespace, child)
+        redis_service(f"{name}-redis-service", namespace, child, dns_only=False)
+        register_workload(f"{name}-redis", redis_spec(), namespace, child)
+        # Anyone who finds the ingress IP may watch, but only the token's holder may drive load (and cost).
+        token = random.RandomPassword(f"{name}-hashr-token", length=32, special=False, opts=child)
+        token_secret = k8s.core.v1.Secret(
+            f"{name}-hashr-token-secret",
+            metadata={"name": HASHR_TOKEN_SECRET, "namespace": namespace, "labels": {"app": FRONTEND_APP}},
+            string_data={HASHR_TOKEN_KEY: token.result},
+            opts=child,
+        )
+        self.hashr_token = pulumi.Output.secret(token.result)
+        register_workload(
+            f"{name}-frontend",
+            frontend_spec(args["frontend_image"], args["max_rps"]),
+            namespace,
+            pulumi.ResourceOptions(parent=self, depends_on=[token_secret]),
+        )
+        service(
+            f"{name}-frontend-service",
+            service_manifest(FRONTEND_SERVICE, namespace, {"app": FRONTEND_APP}, SERVICE_PORT, FRONTEND_PORT),
+            child,
+        )
+        custom_resource(f"{name}-gateway", http_gateway(HASHR_GATEWAY, namespace, HASHR_PORT), child)
+        custom_resource(f"{name}-frontend-route", frontend_route(namespace), child)
+        custom_resource(f"{name}-redis-route", redis_tcp_route(namespace), child)
+        self.register_outputs({"hashrToken": self.hashr_token})
 
-        Workload(
-            f"{name}-worker", worker_spec(cluster, images["worker"], args.get("primary_pod_cidr")), namespace, child
+
+class BurstWorkersArgs(TypedDict):
+    namespace: str
+    """Apps namespace of the burst cluster (sidecar injection on)."""
+    worker_image: pulumi.Input[str]
+    """The worker image the primary built or was given."""
+    primary_pod_cidr: pulumi.Input[str]
+    """The primary's pod range, where the frontend's requests come from."""
+    burst_pod_cidr: pulumi.Input[str]
+    """This cluster's pod range, admitted to the primary's Redis."""
+    primary_provider: k8s.Provider
+    """Access to the primary, to admit burst workers to its Redis."""
+
+
+class BurstWorkers(pulumi.ComponentResource):
+    def __init__(self, name: str, args: BurstWorkersArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(
+            "meshburst:apps:BurstWorkers",
+            name,
+            None,
+            pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(aliases=[pulumi.Alias(type_=WORKER_APP_TYPE)])),
         )
-        service(
-            f"{name}-worker-service",
-            service_manifest(WORKER_SERVICE, namespace, {"app": "worker"}, 80, WORKER_PORT),
-            child,
+        namespace = args["namespace"]
+        child = pulumi.ResourceOptions(parent=self)
+        register_workload(
+            f"{name}-worker", burst_worker_spec(args["worker_image"], args["primary_pod_cidr"]), namespace, child
         )
-        # In burst the name must resolve too; the mesh sends the traffic to the primary's Redis.
-        service(
-            f"{name}-redis-service",
-            service_manifest(REDIS_SERVICE, namespace, {"app": "redis"}, REDIS_PORT, REDIS_PORT, port_name="tcp-redis"),
-            child,
+        worker_service(f"{name}-worker-service", namespace, child)
+        redis_service(f"{name}-redis-service", namespace, child, dns_only=True)
+        hpa = worker_autoscaler(namespace)
+        k8s.autoscaling.v2.HorizontalPodAutoscaler(
+            f"{name}-worker-hpa", metadata=hpa["metadata"], spec=hpa["spec"], opts=child
         )
-        self.route_name = None
-        if cluster == "burst":
-            hpa = worker_autoscaler(namespace)
-            k8s.autoscaling.v2.HorizontalPodAutoscaler(
-                f"{name}-worker-hpa", metadata=hpa["metadata"], spec=hpa["spec"], opts=child
-            )
-            admit = redis_from_burst_policy(namespace, args["burst_pod_cidr"])
-            k8s.networking.v1.NetworkPolicy(
-                f"{name}-redis-from-burst",
-                metadata=admit["metadata"],
-                spec=admit["spec"],
-                opts=pulumi.ResourceOptions(parent=self, provider=args["primary_provider"]),
-            )
-        else:
-            Workload(f"{name}-redis", redis_spec(), namespace, child)
-            Workload(f"{name}-frontend", frontend_spec(images["frontend"]), namespace, child)
-            service(
-                f"{name}-frontend-service",
-                service_manifest(FRONTEND_SERVICE, namespace, {"app": "frontend"}, 80, FRONTEND_PORT),
-                child,
-            )
-            custom_resource(f"{name}-gateway", http_gateway(HASHR_GATEWAY, namespace, HASHR_PORT), child)
-            custom_resource(f"{name}-frontend-route", frontend_route(namespace), child)
-            custom_resource(f"{name}-redis-route", redis_tcp_route(namespace), child)
-            WeightedRoute(
-                f"{name}-split",
-                {
-                    "spec": worker_route(namespace, args["burst_weight"]),
-                    "weights_owned_elsewhere": args["weights_owned_by_controller"],
-                },
-                child,
-            )
-            self.route_name = WORKER_ROUTE
-        self.register_outputs({"routeName": self.route_name})
+        admit = redis_from_burst_policy(namespace, args["burst_pod_cidr"])
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-redis-from-burst",
+            metadata=admit["metadata"],
+            spec=admit["spec"],
+            opts=pulumi.ResourceOptions(parent=self, provider=args["primary_provider"]),
+        )
+        self.register_outputs({})
