@@ -25,13 +25,9 @@ RELEASE_CHANNEL = "REGULAR"
 KUBERNETES_MINOR = "1.35"
 
 
-def node_tag(cluster: str) -> str:
-    """The network tag on every node of a cluster; the mesh firewall targets it."""
-    return f"meshburst-{cluster}"
-
-
 def gke_name(cluster: str) -> str:
-    """The GKE cluster name for an Istio cluster name (primary -> meshburst-primary)."""
+    """The GKE cluster name for an Istio cluster name (primary -> meshburst-primary); also the network tag of its
+    nodes, which the mesh firewall targets."""
     return f"meshburst-{cluster}"
 
 
@@ -156,7 +152,7 @@ class GkeCluster(pulumi.ComponentResource):
             project=args["project"],
             opts=child,
         )
-        role_grants = [
+        role_grants: list[pulumi.Resource] = [
             gcp.projects.IAMMember(
                 f"{name}-nodes-{role.split('/')[1].replace('.', '-').lower()}",
                 project=args["project"],
@@ -271,7 +267,7 @@ class GkeCluster(pulumi.ComponentResource):
                 ),
                 service_account=node_account.email,
                 oauth_scopes=NODE_OAUTH_SCOPES,
-                tags=[node_tag(name)],
+                tags=[gke_name(name)],
                 metadata={"disable-legacy-endpoints": "true"},
                 shielded_instance_config=gcp.container.NodePoolNodeConfigShieldedInstanceConfigArgs(
                     enable_secure_boot=True, enable_integrity_monitoring=True
@@ -293,7 +289,7 @@ class GkeCluster(pulumi.ComponentResource):
         self.ca_certificate = cluster.master_auth.cluster_ca_certificate
         self.subnetwork = cluster.subnetwork
         self.pod_cidr = cluster.cluster_ipv4_cidr
-        self.node_tag = node_tag(name)
+        self.node_tag = gke_name(name)
         self.api_access = api_access(security.api_authorized_networks)
         if not security.api_authorized_networks:
             # Loud in every preview and up: the open endpoint is a choice the user should see each time.

@@ -7,8 +7,17 @@ from typing import TypedDict
 import pulumi
 import pulumi_gcp as gcp
 
-from components import istio_values as iv
-from components.istio_core import after, install_istio_core
+from components.istio_core import child_waiting_for, install_istio_core
+from components.istio_values import (
+    APPS_NAMESPACE,
+    EASTWEST_GATEWAY,
+    INGRESS_GATEWAY,
+    base_values,
+    eastwest_gateway_values,
+    expose_istiod_objects,
+    ingress_gateway_values,
+    istiod_primary_values,
+)
 from components.k8s_objects import custom_resource, istio_release
 
 
@@ -36,6 +45,8 @@ class IstioControlPlane(pulumi.ComponentResource):
     """Reserved public IP of the ingress gateway."""
     apps_namespace: str
     """Namespace of the apps, sidecar injection on."""
+    ready: list[pulumi.Resource]
+    """What apps wait for: their namespace (injection on) and the ingress gateway their Gateways bind to."""
 
     def __init__(self, name: str, args: IstioControlPlaneArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("meshburst:istio:IstioControlPlane", name, None, opts)
@@ -69,32 +80,32 @@ class IstioControlPlane(pulumi.ComponentResource):
             name,
             version,
             args["network"],
-            iv.base_values(remote=False),
-            iv.istiod_primary_values(args["cluster"], args["mesh_id"], args["network"]),
+            base_values(remote=False),
+            istiod_primary_values(args["cluster"], args["mesh_id"], args["network"]),
         )
         # Gateways are injected by istiod's webhook, so they come after istiod is ready.
         ingress = istio_release(
             f"{name}-ingress",
-            iv.INGRESS_GATEWAY,
+            INGRESS_GATEWAY,
             "gateway",
             version,
-            iv.ingress_gateway_values(ingress_ip.address),
-            after(self, core.istiod),
+            ingress_gateway_values(ingress_ip.address),
+            child_waiting_for(self, core.istiod),
         )
         eastwest = istio_release(
             f"{name}-eastwest",
-            iv.EASTWEST_GATEWAY,
+            EASTWEST_GATEWAY,
             "gateway",
             version,
-            iv.eastwest_gateway_values(args["network"], istiod_ip.address),
-            after(self, core.istiod),
+            eastwest_gateway_values(args["network"], istiod_ip.address),
+            child_waiting_for(self, core.istiod),
         )
-        for obj in iv.expose_istiod_objects():
-            custom_resource(f"{name}-{obj['metadata']['name']}", obj, after(self, core.base, eastwest))
+        for obj in expose_istiod_objects():
+            custom_resource(f"{name}-{obj['metadata']['name']}", obj, child_waiting_for(self, core.base, eastwest))
 
         self.istiod_address = istiod_ip.address
         self.ingress_ip = ingress_ip.address
-        self.apps_namespace = iv.APPS_NAMESPACE
+        self.apps_namespace = APPS_NAMESPACE
         # Apps depend on these: the namespace exists and the ingress gateway is there to bind Gateways to.
-        self.ready: list[pulumi.Resource] = [core.apps_namespace, ingress]
-        self.register_outputs({"istiodAddress": self.istiod_address, "ingressIp": self.ingress_ip})
+        self.ready = [core.apps_namespace, ingress]
+        self.register_outputs({"istiodAddress": self.istiod_address, "ingressIp": self.ingress_ip, "ready": self.ready})

@@ -9,12 +9,12 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import istio_values as iv
+from components.istio_values import APPS_NAMESPACE, ISTIO_NAMESPACE, apps_namespace_labels
 from components.k8s_objects import istio_release, namespace
 
 
-def after(parent: pulumi.Resource, *deps: pulumi.Resource) -> pulumi.ResourceOptions:
-    """Options for a child of `parent` that waits for `deps`."""
+def child_waiting_for(parent: pulumi.Resource, *deps: pulumi.Resource) -> pulumi.ResourceOptions:
+    """Options for a child of `parent` that is created only after `deps`."""
     return pulumi.ResourceOptions(parent=parent, depends_on=list(deps))
 
 
@@ -42,14 +42,21 @@ def install_istio_core(
     """
     system_ns = namespace(
         f"{name}-istio-system",
-        iv.ISTIO_NAMESPACE,
-        after(parent),
+        ISTIO_NAMESPACE,
+        child_waiting_for(parent),
         labels={"topology.istio.io/network": network},
         annotations=system_annotations,
     )
-    base = istio_release(f"{name}-base", "istio-base", "base", version, base_values, after(parent, system_ns))
-    istiod = istio_release(f"{name}-istiod", "istiod", "istiod", version, istiod_values, after(parent, base))
+    base = istio_release(
+        f"{name}-base", "istio-base", "base", version, base_values, child_waiting_for(parent, system_ns)
+    )
+    istiod = istio_release(
+        f"{name}-istiod", "istiod", "istiod", version, istiod_values, child_waiting_for(parent, base)
+    )
     apps_ns = namespace(
-        f"{name}-apps-namespace", iv.APPS_NAMESPACE, after(parent, istiod), labels=iv.apps_namespace_labels()
+        f"{name}-apps-namespace",
+        APPS_NAMESPACE,
+        child_waiting_for(parent, istiod),
+        labels=apps_namespace_labels(),
     )
     return IstioCore(base=base, istiod=istiod, apps_namespace=apps_ns)

@@ -6,8 +6,8 @@ from typing import TypedDict
 
 import pulumi
 
-from components import istio_values as iv
 from components.istio_core import install_istio_core
+from components.istio_values import APPS_NAMESPACE, base_values, istiod_remote_values
 
 
 class IstioRemoteArgs(TypedDict):
@@ -28,6 +28,10 @@ class IstioRemoteArgs(TypedDict):
 class IstioRemote(pulumi.ComponentResource):
     apps_namespace: str
     """Namespace of the apps, sidecar injection on."""
+    istiod: pulumi.Resource
+    """The remote `istiod` release: the injection webhook and the reader's RBAC that istiod in the primary uses."""
+    ready: list[pulumi.Resource]
+    """What apps wait for: their namespace, which exists once the injection webhook does."""
 
     def __init__(self, name: str, args: IstioRemoteArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("meshburst:istio:IstioRemote", name, None, opts)
@@ -36,11 +40,11 @@ class IstioRemote(pulumi.ComponentResource):
             name,
             args["version"],
             args["network"],
-            iv.base_values(remote=True),
-            iv.istiod_remote_values(args["cluster"], args["mesh_id"], args["network"], args["remote_pilot_address"]),
+            base_values(remote=True),
+            istiod_remote_values(args["cluster"], args["mesh_id"], args["network"], args["remote_pilot_address"]),
             system_annotations={"topology.istio.io/controlPlaneClusters": args["control_plane_cluster"]},
         )
         self.istiod = core.istiod
-        self.apps_namespace = iv.APPS_NAMESPACE
-        self.ready: list[pulumi.Resource] = [core.apps_namespace]
-        self.register_outputs({"appsNamespace": self.apps_namespace})
+        self.apps_namespace = APPS_NAMESPACE
+        self.ready = [core.apps_namespace]
+        self.register_outputs({"appsNamespace": self.apps_namespace, "istiod": self.istiod, "ready": self.ready})

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import yaml
 
 
-def _kubeconfig(name: str, endpoint: str, ca_certificate: str, user: dict) -> str:
+def _kubeconfig(name: str, endpoint: str, ca_certificate: str, user: dict[str, Any]) -> str:
     server = endpoint if endpoint.startswith("https://") else f"https://{endpoint}"
     document = {
         "apiVersion": "v1",
@@ -16,7 +18,7 @@ def _kubeconfig(name: str, endpoint: str, ca_certificate: str, user: dict) -> st
         "users": [{"name": name, "user": user}],
         "preferences": {},
     }
-    return yaml.safe_dump(document, sort_keys=False)
+    return str(yaml.safe_dump(document, sort_keys=False))
 
 
 def exec_plugin_kubeconfig(name: str, endpoint: str, ca_certificate: str) -> str:

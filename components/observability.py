@@ -16,10 +16,16 @@ PROMETHEUS_URL = f"http://prometheus.{ISTIO_NAMESPACE}:9090"
 GRAFANA_URL = f"http://grafana.{ISTIO_NAMESPACE}:3000"
 # Shorter than Istio's 15 s: burstwatch reacts within one scrape plus two of its polls.
 SCRAPE_INTERVAL = "5s"
+# Every global is stated: Helm merges `server.global` key by key over the chart's (scrape_timeout 10s,
+# evaluation_interval 1m), and Prometheus refuses a timeout longer than the interval. A scrape gives up
+# before the next one starts.
+SCRAPE_TIMEOUT = "4s"
+# No rules are installed; rules added later evaluate as often as samples arrive.
+EVALUATION_INTERVAL = SCRAPE_INTERVAL
 NO_SIDECAR = {"sidecar.istio.io/inject": "false"}
 
 
-def prometheus_values(scrape_interval: str = SCRAPE_INTERVAL) -> dict[str, Any]:
+def prometheus_values() -> dict[str, Any]:
     """Server only, no sidecar, no persistence, service prometheus:9090 (what Istio's addon and docs use)."""
     return {
         "alertmanager": {"enabled": False},
@@ -32,7 +38,11 @@ def prometheus_values(scrape_interval: str = SCRAPE_INTERVAL) -> dict[str, Any]:
             "persistentVolume": {"enabled": False},
             "service": {"servicePort": 9090},
             "readinessProbeInitialDelay": 0,
-            "global": {"scrape_interval": scrape_interval},
+            "global": {
+                "scrape_interval": SCRAPE_INTERVAL,
+                "scrape_timeout": SCRAPE_TIMEOUT,
+                "evaluation_interval": EVALUATION_INTERVAL,
+            },
             "resources": {"requests": {"cpu": "200m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}},
         },
     }
@@ -83,11 +93,13 @@ class ObservabilityAddonsArgs(TypedDict):
 class ObservabilityAddons(pulumi.ComponentResource):
     prometheus_url: str | None
     """In-cluster Prometheus address, when Prometheus is on."""
+    releases: list[pulumi.Resource]
+    """The add-ons' Helm releases (what a reader of their metrics waits for)."""
 
     def __init__(self, name: str, args: ObservabilityAddonsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("meshburst:observability:ObservabilityAddons", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        self.releases: list[pulumi.Resource] = []
+        self.releases = []
         self.prometheus_url = None
         if args["prometheus"]:
             self.releases.append(
@@ -100,4 +112,4 @@ class ObservabilityAddons(pulumi.ComponentResource):
             self.releases.append(
                 helm_release(f"{name}-kiali", "kiali", *KIALI_CHART, kiali_values(with_grafana=args["grafana"]), child)
             )
-        self.register_outputs({"prometheusUrl": self.prometheus_url})
+        self.register_outputs({"prometheusUrl": self.prometheus_url, "releases": self.releases})

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import base64
-from typing import Any, TypedDict
+from collections.abc import Mapping
+from typing import TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -19,7 +20,7 @@ def remote_secret_name(cluster: str) -> str:
     return f"istio-remote-secret-{cluster}"
 
 
-def remote_secret_metadata(cluster: str) -> dict[str, Any]:
+def remote_secret_metadata(cluster: str) -> k8s.meta.v1.ObjectMetaArgsDict:
     """Metadata istiod looks for: the multiCluster label, and the cluster the kubeconfig is for."""
     return {
         "name": remote_secret_name(cluster),
@@ -29,7 +30,7 @@ def remote_secret_metadata(cluster: str) -> dict[str, Any]:
     }
 
 
-def decode_token(data: dict[str, str] | None, secret: str) -> str:
+def decode_token(data: Mapping[str, str] | None, secret: str) -> str:
     """The token the Kubernetes token controller put into a service-account-token Secret."""
     encoded = (data or {}).get("token")
     if not encoded:
@@ -72,7 +73,9 @@ class RemoteSecret(pulumi.ComponentResource):
                 parent=self, provider=args["remote_provider"], depends_on=[args["reader_ready"]]
             ),
         )
-        token = pulumi.Output.secret(token_secret.data.apply(lambda data: decode_token(data, token_secret_name)))
+        token: pulumi.Output[str] = pulumi.Output.secret(
+            token_secret.data.apply(lambda data: decode_token(data, token_secret_name))
+        )
         self.kubeconfig = pulumi.Output.secret(
             pulumi.Output.all(args["endpoint"], args["ca_certificate"], token).apply(
                 lambda parts: token_kubeconfig(cluster, *parts)

@@ -94,7 +94,7 @@ class Addons:
 
 @dataclass(frozen=True)
 class Security:
-    """The opt-in hardening of both clusters (issue 16); everything off is today's behaviour."""
+    """The opt-in hardening of both clusters; everything off leaves the hardened defaults alone."""
 
     api_authorized_networks: tuple[str, ...] = ()
     """CIDRs allowed to reach the API servers; empty: the public endpoint is open to any address."""
@@ -302,41 +302,41 @@ def parse_settings(raw: Mapping[str, str | None], stack: str, organization: str 
     `raw` holds every key the stack sets; keys of other namespaces (gcp:region, pulumi:tags, ...) are left
     to their owners, but a `meshburst:` key this program does not read is refused.
     """
-    r = _Reader(raw)
-    r.problems.extend(_unknown_key_problems(raw))
-    role = _role(raw, stack, r)
+    reader = _Reader(raw)
+    reader.problems.extend(_unknown_key_problems(raw))
+    role = _role(raw, stack, reader)
     settings = Settings(
         role=role,
-        project=r.matching("gcp:project", _PROJECT_ID, "a GCP project ID such as my-project-123"),
-        zone=r.matching("gcp:zone", _ZONE, "a GCP zone such as us-west1-a"),
-        network=r.matching("meshburst:network", _GCP_NAME, "a VPC network name (lowercase letters, digits, -)"),
-        machine_type=r.matching("meshburst:machineType", _MACHINE_TYPE, "a machine type such as n1-standard-2"),
-        disk_size_gb=r.integer("meshburst:diskSizeGb", 10, 2000),
-        node_count=r.integer("meshburst:nodeCount", 1, 100),
-        min_nodes=r.integer("meshburst:minNodes", 0, 100),
-        max_nodes=r.integer("meshburst:maxNodes", 1, 100),
-        istio_version=r.matching("meshburst:istioVersion", _VERSION, "a version such as 1.30.3"),
-        mesh_id=r.matching("meshburst:meshId", _DNS_LABEL, "a lowercase DNS label such as mesh1"),
-        mesh_network=r.matching("meshburst:meshNetwork", _DNS_LABEL, "a lowercase DNS label such as network1"),
-        canary_weight=r.integer("meshburst:canaryWeight", 0, 100),
-        burst_weight=r.integer("meshburst:burstWeight", 0, 100),
-        burst_mode=r.choice("meshburst:burstMode", BURST_MODES),
-        burst_high_rps=r.number("meshburst:burstHighRps"),
-        burst_low_rps=r.number("meshburst:burstLowRps"),
-        hashr_max_rps=r.integer("meshburst:hashrMaxRps", 1, 1000),
-        primary_stack=r.matching(
+        project=reader.matching("gcp:project", _PROJECT_ID, "a GCP project ID such as my-project-123"),
+        zone=reader.matching("gcp:zone", _ZONE, "a GCP zone such as us-west1-a"),
+        network=reader.matching("meshburst:network", _GCP_NAME, "a VPC network name (lowercase letters, digits, -)"),
+        machine_type=reader.matching("meshburst:machineType", _MACHINE_TYPE, "a machine type such as n1-standard-2"),
+        disk_size_gb=reader.integer("meshburst:diskSizeGb", 10, 2000),
+        node_count=reader.integer("meshburst:nodeCount", 1, 100),
+        min_nodes=reader.integer("meshburst:minNodes", 0, 100),
+        max_nodes=reader.integer("meshburst:maxNodes", 1, 100),
+        istio_version=reader.matching("meshburst:istioVersion", _VERSION, "a version such as 1.30.3"),
+        mesh_id=reader.matching("meshburst:meshId", _DNS_LABEL, "a lowercase DNS label such as mesh1"),
+        mesh_network=reader.matching("meshburst:meshNetwork", _DNS_LABEL, "a lowercase DNS label such as network1"),
+        canary_weight=reader.integer("meshburst:canaryWeight", 0, 100),
+        burst_weight=reader.integer("meshburst:burstWeight", 0, 100),
+        burst_mode=reader.choice("meshburst:burstMode", BURST_MODES),
+        burst_high_rps=reader.number("meshburst:burstHighRps"),
+        burst_low_rps=reader.number("meshburst:burstLowRps"),
+        hashr_max_rps=reader.integer("meshburst:hashrMaxRps", 1, 1000),
+        primary_stack=reader.matching(
             "meshburst:primaryStack", _STACK_REF, "a stack reference such as organization/meshburst/primary"
         )
         if raw.get("meshburst:primaryStack") is not None
         else default_primary_stack(organization),
-        images=_parse_images(r, "meshburst:images"),
-        addons=_parse_addons(r, "meshburst:addons"),
-        deletion_protection=r.boolean("meshburst:deletionProtection"),
-        security=_parse_security(r),
+        images=_parse_images(reader, "meshburst:images"),
+        addons=_parse_addons(reader, "meshburst:addons"),
+        deletion_protection=reader.boolean("meshburst:deletionProtection"),
+        security=_parse_security(reader),
     )
-    _check_relations(settings, r)
-    if r.problems:
-        raise ConfigError(r.problems)
+    _check_relations(settings, reader)
+    if reader.problems:
+        raise ConfigError(reader.problems)
     return settings
 
 
@@ -370,19 +370,19 @@ def _optional(reader: _Reader, key: str, pattern: re.Pattern[str], allowed: str)
     return reader.matching(key, pattern, allowed) or None if reader._value(key) is not None else None
 
 
-def _parse_security(r: _Reader) -> Security:
+def _parse_security(reader: _Reader) -> Security:
     return Security(
-        api_authorized_networks=_parse_cidrs(r, "meshburst:apiAuthorizedNetworks"),
-        binary_authorization=r.boolean("meshburst:binaryAuthorization"),
+        api_authorized_networks=_parse_cidrs(reader, "meshburst:apiAuthorizedNetworks"),
+        binary_authorization=reader.boolean("meshburst:binaryAuthorization"),
         kms_key=_optional(
-            r,
+            reader,
             "meshburst:kmsKey",
             _KMS_KEY,
             "a Cloud KMS key id projects/PROJECT/locations/REGION/keyRings/RING/cryptoKeys/KEY",
         ),
-        intranode_visibility=r.boolean("meshburst:intranodeVisibility"),
+        intranode_visibility=reader.boolean("meshburst:intranodeVisibility"),
         rbac_security_group=_optional(
-            r,
+            reader,
             "meshburst:rbacSecurityGroup",
             _RBAC_GROUP,
             "the Google Group email gke-security-groups@<your domain>, e.g. gke-security-groups@example.com",
@@ -390,31 +390,31 @@ def _parse_security(r: _Reader) -> Security:
     )
 
 
-def _check_relations(s: Settings, r: _Reader) -> None:
+def _check_relations(settings: Settings, reader: _Reader) -> None:
     """Rules that tie two keys together; only meaningful when each key parsed on its own."""
-    failed = " ".join(r.problems)
-    if "minNodes" not in failed and "maxNodes" not in failed and s.min_nodes > s.max_nodes:
-        r.problems.append(
-            f"meshburst:minNodes = {s.min_nodes} is greater than meshburst:maxNodes = {s.max_nodes}: "
+    failed = " ".join(reader.problems)
+    if "minNodes" not in failed and "maxNodes" not in failed and settings.min_nodes > settings.max_nodes:
+        reader.problems.append(
+            f"meshburst:minNodes = {settings.min_nodes} is greater than meshburst:maxNodes = {settings.max_nodes}: "
             "expected 0 <= minNodes <= maxNodes <= 100"
         )
-    if "Rps" not in failed and s.burst_low_rps >= s.burst_high_rps:
-        r.problems.append(
-            f"meshburst:burstLowRps = {s.burst_low_rps:g} is not below meshburst:burstHighRps = "
-            f"{s.burst_high_rps:g}: expected 0 < burstLowRps < burstHighRps"
+    if "Rps" not in failed and settings.burst_low_rps >= settings.burst_high_rps:
+        reader.problems.append(
+            f"meshburst:burstLowRps = {settings.burst_low_rps:g} is not below meshburst:burstHighRps = "
+            f"{settings.burst_high_rps:g}: expected 0 < burstLowRps < burstHighRps"
         )
-    if s.burst_mode == "auto" and not s.addons.prometheus:
-        r.problems.append(
+    if settings.burst_mode == "auto" and not settings.addons.prometheus:
+        reader.problems.append(
             "meshburst:burstMode = 'auto' needs Prometheus, but meshburst:addons turns prometheus off: "
             "set `pulumi config set --path addons.prometheus true` or `pulumi config set burstMode manual`"
         )
-    key = s.security.kms_key
-    location = _KMS_KEY.match(key).group("location") if key else None
-    if "gcp:zone" not in failed and location is not None and location != s.region:
+    key_id = _KMS_KEY.match(settings.security.kms_key or "")
+    location = key_id.group("location") if key_id else None
+    if "gcp:zone" not in failed and location is not None and location != settings.region:
         # GKE and Artifact Registry only use a key in the resource's own region.
-        r.problems.append(
-            f"meshburst:kmsKey = {key!r} is in {location}, but this stack's clusters and registry are in "
-            f"{s.region}: expected a key under projects/PROJECT/locations/{s.region}/..."
+        reader.problems.append(
+            f"meshburst:kmsKey = {settings.security.kms_key!r} is in {location}, but this stack's clusters and "
+            f"registry are in {settings.region}: expected a key under projects/PROJECT/locations/{settings.region}/..."
         )
 
 

@@ -167,7 +167,8 @@ def pull_policy(image: pulumi.Input[str]) -> pulumi.Input[str]:
     """The pull policy of a reference that may only be known later (a build's digest, the primary's output)."""
     if isinstance(image, str):
         return pull_policy_for(image)
-    return pulumi.Output.from_input(image).apply(pull_policy_for)
+    reference: pulumi.Output[str] = pulumi.Output.from_input(image)
+    return reference.apply(pull_policy_for)
 
 
 def network_policy_manifest(spec: WorkloadSpec, namespace: str) -> dict[str, Any]:

@@ -60,7 +60,7 @@ def stack_policy(rule: StackRule) -> StackValidationPolicy:
 
 
 def policies() -> list[Policy]:
-    names = [r.name for r in (*RESOURCE_RULES, *STACK_RULES)]
+    names = [r.name for r in RESOURCE_RULES] + [r.name for r in STACK_RULES]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ValueError(f"policy names must be unique in the pack; used twice: {duplicates}")

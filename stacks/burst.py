@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pulumi
@@ -19,7 +19,7 @@ from components.settings import ConfigError, Settings
 
 PRIMARY_CLUSTER = "primary"
 # Settings both stacks must share: (primary output, config key, what the burst stack's settings say).
-SHARED_SETTINGS = (
+SHARED_SETTINGS: tuple[tuple[str, str, Callable[[Settings], str]], ...] = (
     ("project", "gcp:project", lambda s: s.project),
     ("network", "meshburst:network", lambda s: s.network),
     ("istioVersion", "meshburst:istioVersion", lambda s: s.istio_version),

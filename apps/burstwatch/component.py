@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, TypedDict
+from typing import TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -35,15 +35,15 @@ def controller_env(args: BurstwatchArgs) -> dict[str, str]:
     }
 
 
-def role_rules(route_name: str) -> list[dict[str, Any]]:
+def role_rules(route_name: str) -> list[k8s.rbac.v1.PolicyRuleArgs]:
     """Read and patch one VirtualService, by name: nothing else in the cluster."""
     return [
-        {
-            "apiGroups": ["networking.istio.io"],
-            "resources": ["virtualservices"],
-            "resourceNames": [route_name],
-            "verbs": ["get", "patch"],
-        }
+        k8s.rbac.v1.PolicyRuleArgs(
+            api_groups=["networking.istio.io"],
+            resources=["virtualservices"],
+            resource_names=[route_name],
+            verbs=["get", "patch"],
+        )
     ]
 
 
@@ -95,7 +95,7 @@ class Burstwatch(pulumi.ComponentResource):
         super().__init__("meshburst:apps:Burstwatch", name, None, opts)
         namespace = args["namespace"]
         child = pulumi.ResourceOptions(parent=self)
-        metadata = {"name": NAME, "namespace": namespace, "labels": {"app": NAME}}
+        metadata: k8s.meta.v1.ObjectMetaArgsDict = {"name": NAME, "namespace": namespace, "labels": {"app": NAME}}
         account = k8s.core.v1.ServiceAccount(
             f"{name}-account", metadata=metadata, automount_service_account_token=False, opts=child
         )
@@ -103,8 +103,8 @@ class Burstwatch(pulumi.ComponentResource):
         binding = k8s.rbac.v1.RoleBinding(
             f"{name}-binding",
             metadata=metadata,
-            role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": NAME},
-            subjects=[{"kind": "ServiceAccount", "name": NAME, "namespace": namespace}],
+            role_ref=k8s.rbac.v1.RoleRefArgs(api_group="rbac.authorization.k8s.io", kind="Role", name=NAME),
+            subjects=[k8s.rbac.v1.SubjectArgs(kind="ServiceAccount", name=NAME, namespace=namespace)],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[account, role]),
         )
         env = controller_env(args)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TypedDict
 
 import pulumi
@@ -18,7 +19,7 @@ CANARY_HEADER = HeaderOverride(name="canary", value="canary-tester", subset="v2"
 GATEWAY = "shark-gateway"
 
 
-def shark_workloads(images: dict[str, pulumi.Input[str]]) -> list[WorkloadSpec]:
+def shark_workloads(images: Mapping[str, pulumi.Input[str]]) -> list[WorkloadSpec]:
     return [
         WorkloadSpec(
             name=f"{APP}-{version}",
@@ -50,7 +51,7 @@ def shark_route(namespace: str, canary_weight: int) -> RouteSpec:
 class SharkCanaryArgs(TypedDict):
     namespace: str
     """Apps namespace (sidecar injection on)."""
-    images: dict[str, pulumi.Input[str]]
+    images: Mapping[str, pulumi.Input[str]]
     """Image references by name; uses shark-v1 and shark-v2."""
     canary_weight: int
     """Percent of traffic for v2."""

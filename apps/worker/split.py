@@ -64,8 +64,6 @@ class WorkerSplit(pulumi.ComponentResource):
         mode = args["mode"]
         if mode not in MODES:
             raise ValueError(f"WorkerSplit {name}: mode must be one of {list(MODES)}, got {mode!r}")
-        if mode == "auto" and args["prometheus_url"] is None:
-            raise ValueError(f"WorkerSplit {name}: auto mode needs Prometheus (prometheus_url is None)")
         stack, project = pulumi.get_stack(), pulumi.get_project()
         route = WeightedRoute(
             f"{name}-split",
@@ -77,6 +75,9 @@ class WorkerSplit(pulumi.ComponentResource):
             ),
         )
         if mode == "auto":
+            prometheus_url = args["prometheus_url"]
+            if prometheus_url is None:
+                raise ValueError(f"WorkerSplit {name}: auto mode needs Prometheus (prometheus_url is None)")
             Burstwatch(
                 "burstwatch",
                 {
@@ -86,7 +87,7 @@ class WorkerSplit(pulumi.ComponentResource):
                     "subsets": tuple(CLUSTER_TYPES),
                     "destination_service": f"{WORKER_SERVICE}.{args['namespace']}.svc.cluster.local",
                     "source_workload": FRONTEND_APP,
-                    "prometheus_url": args["prometheus_url"],
+                    "prometheus_url": prometheus_url,
                     "high_rps": args["high_rps"],
                     "low_rps": args["low_rps"],
                 },
