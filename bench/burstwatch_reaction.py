@@ -25,11 +25,12 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from apps.burstwatch.component import controller_env
 from apps.burstwatch.prom import build_rate_query
-from apps.worker.component import worker_route
+from apps.worker.split import burstwatch_args, worker_route
 from components.weighted_route import virtual_service_manifest
 from tests.fake_mesh import FakeKubeApi, RateExporter
-from tests.servers import PrometheusServer, UvicornApp, wait_until
+from tests.servers import DockerfileApp, PrometheusServer, wait_until
 
 HIGH, LOW = 15.0, 10.0
 
@@ -63,12 +64,15 @@ def main() -> None:
         exporter = RateExporter(rate=5.0)
         prometheus = PrometheusServer(Path(logs), [exporter.target], scrape_interval=f"{args.scrape:g}s")
         kube = FakeKubeApi(virtual_service_manifest(worker_route("meshburst", 0)))
-        controller = UvicornApp(
+        controller = DockerfileApp(  # as the image runs it
             "burstwatch",
             "apps/burstwatch",
-            "controller:app",
             Path(logs),
-            env={**env, "KUBE_API_URL": kube.url, "PROMETHEUS_URL": prometheus.url},
+            env={
+                **controller_env(burstwatch_args("meshburst", "burstwatch", prometheus.url, HIGH, LOW)),
+                **env,
+                "KUBE_API_URL": kube.url,
+            },
         )
         reactions, totals = [], []
         try:

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/worker_load.py [--requests 5000] [--connections 16] [--body-bytes 64]
 
-The worker runs exactly as in its image (uvicorn, uvloop, httptools); the load generator is a small
+The worker runs exactly as in its image (`python serve.py`: uvicorn, uvloop, httptools); the load generator is a small
 keep-alive HTTP/1.1 client on another core. Bounded by --requests and --max-seconds; loopback only.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.servers import RedisServer, UvicornApp
+from tests.servers import RedisServer, hashr_app
 
 
 async def client(port: int, body: bytes, count: int, latencies: list[float], errors: list[str]) -> None:
@@ -76,7 +76,7 @@ def main() -> None:
     worker_core, client_core = cores[0], cores[-1]
     with tempfile.TemporaryDirectory() as logs:
         bus = RedisServer(Path(logs))
-        worker = UvicornApp("bench-worker", "apps/worker", "worker:app", Path(logs), env={"REDIS_URL": bus.url})
+        worker = hashr_app("bench-worker", "worker", Path(logs), env={"REDIS_URL": bus.url})
         try:
             os.sched_setaffinity(worker.proc.pid, {worker_core})
             os.sched_setaffinity(0, {client_core})
@@ -90,9 +90,7 @@ def main() -> None:
             bus.stop()
     ms = [x * 1000 for x in latencies]
     print(f"worker load: {len(latencies)} requests, {args.connections} connections, {args.body_bytes}-byte bodies")
-    print(
-        f"  worker pinned to core {worker_core}, load generator on core {client_core}, real Redis publish per request"
-    )
+    print(f"  worker pinned to core {worker_core}, load generator on core {client_core}, real Redis XADD per request")
     print(f"  throughput: {len(latencies) / elapsed:,.0f} requests/s over {elapsed:.2f} s")
     print(
         f"  latency ms: p50 {percentile(ms, 50):.2f}  p90 {percentile(ms, 90):.2f}  p99 {percentile(ms, 99):.2f}  "

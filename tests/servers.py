@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -65,8 +66,23 @@ class Process:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
+    def pause(self) -> None:
+        """Freeze the process (SIGSTOP): it keeps its sockets but answers nothing, like a hung server."""
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.proc.send_signal(signal.SIGCONT)
+
+    def kill(self) -> None:
+        """Die at once (SIGKILL), as a crashed or OOM-killed server does."""
+        self.proc.kill()
+        self.proc.wait()
+        self._log.close()
+        self.returncode = self.proc.returncode
+
     def stop(self, timeout: float = 10) -> int:
         if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)  # a paused process cannot act on SIGTERM
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout)
@@ -85,7 +101,7 @@ def stopped_cleanly(process: Process) -> bool:
 
 
 class UvicornApp(Process):
-    """An ASGI app from apps/ served by uvicorn, exactly as its Dockerfile runs it."""
+    """An ASGI app from apps/ served by `uvicorn <target>`; DockerfileApp runs the image's own command instead."""
 
     def __init__(
         self,
@@ -129,18 +145,96 @@ class UvicornApp(Process):
         return check
 
 
-class RedisServer(Process):
-    """Debian's redis-server on a free loopback port, no persistence."""
+def dockerfile_command(app_dir: str) -> list[str]:
+    """The CMD of apps/<app>/Dockerfile (exec form), i.e. what the image runs."""
+    for line in (ROOT / app_dir / "Dockerfile").read_text().splitlines():
+        if line.startswith("CMD "):
+            return json.loads(line[len("CMD ") :])
+    raise ValueError(f"{app_dir}/Dockerfile has no exec-form CMD")
 
-    def __init__(self, log_dir: Path, port: int | None = None) -> None:
+
+class DockerfileApp(Process):
+    """An app from apps/ started with its Dockerfile's own CMD, from its directory, on a free loopback port.
+
+    Only what cannot work outside the image changes: `python`/`uvicorn` run from this venv, and the
+    listen address is loopback (HOST/PORT for serve.py; --host/--port values for a uvicorn command).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        app_dir: str,
+        log_dir: Path,
+        env: Mapping[str, str] | None = None,
+        health: str = "/healthz",
+        wait: bool = True,
+    ) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        command = dockerfile_command(app_dir)
+        program, *args = command
+        if program == "python":
+            argv = [sys.executable, *args]
+        elif program == "uvicorn":
+            argv = [sys.executable, "-m", "uvicorn", *args]
+        else:
+            raise ValueError(f"{app_dir}/Dockerfile runs {program!r}: only python and uvicorn commands are known")
+        for flag, value in (("--host", "127.0.0.1"), ("--port", str(self.port))):
+            if flag in argv:
+                argv[argv.index(flag) + 1] = value
+        self.argv = argv
+        super().__init__(
+            name,
+            argv,
+            log_dir,
+            env={"PYTHONDONTWRITEBYTECODE": "1", "HOST": "127.0.0.1", "PORT": str(self.port), **(env or {})},
+            cwd=ROOT / app_dir,
+        )
+        if wait:
+            self.wait_healthy(health)
+
+    def wait_healthy(self, health: str = "/healthz", timeout: float = 20) -> None:
+        def check() -> bool:
+            if not self.alive():
+                raise ProcessLookupError(f"{self.name} exited with {self.proc.returncode}")
+            return httpx.get(self.url + health, timeout=1).status_code == 200
+
+        try:
+            wait_until(check, timeout, f"{self.name} at {self.url}")
+        except (TimeoutError, ProcessLookupError):
+            self.stop()
+            raise RuntimeError(f"{self.name} did not start:\n{self.log()}") from None
+
+    def rss_bytes(self) -> int:
+        """Resident memory of the server process, from /proc."""
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError(f"no VmRSS for pid {self.proc.pid}")
+
+
+def hashr_app(name: str, service: str, log_dir: Path, env: Mapping[str, str] | None = None, **kwargs) -> DockerfileApp:
+    """The worker or the frontend, as the worker image runs it (`python serve.py`, SERVICE picks which)."""
+    return DockerfileApp(name, "apps/worker", log_dir, env={"SERVICE": service, **(env or {})}, **kwargs)
+
+
+class RedisServer(Process):
+    """Debian's redis-server on a free loopback port: no persistence, or the deployed arguments (`args`, the
+    container's command line) with its data in `data_dir`."""
+
+    def __init__(
+        self, log_dir: Path, port: int | None = None, args: list[str] | None = None, data_dir: Path | None = None
+    ) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed: run .ci/run, or apt-get install redis-server")
         self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}"
+        config = args[1:] if args else ["--save", "", "--appendonly", "no"]
+        where = ["--dir", str(data_dir)] if data_dir else []
         super().__init__(
             f"redis-{self.port}",
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            [binary, *config, *where, "--port", str(self.port), "--bind", "127.0.0.1"],
             log_dir,
         )
         wait_until(self._ping, 10, "redis-server")

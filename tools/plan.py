@@ -12,9 +12,18 @@ Values that only exist after `pulumi up` (cluster endpoints, image digests, load
 as "(known after apply)". The burst stack reads the primary's outputs: the primary is planned first,
 from Pulumi.primary.yaml.
 
+--set takes the forms `pulumi config set` does:
+  --set KEY=VALUE         a plain key, the value as given (canaryWeight=50, burstMode=auto)
+  --set KEY.PATH=VALUE    a field inside an object or list key, as `pulumi config set --path KEY.PATH VALUE`
+                          sets it (addons.grafana=true, images.worker=ghcr.io/acme/worker:1.2,
+                          apiAuthorizedNetworks[0]=10.0.0.0/8, images["shark-v1"]=...): merged into the
+                          stack's value of KEY; true/false become booleans, whole numbers become numbers
+                          (not with a leading 0), anything else a string
+
 examples:
   python -m tools.plan primary --out plan/
   python -m tools.plan primary --set canaryWeight=50 --diff plan/
+  python -m tools.plan primary --set addons.grafana=true --set addons.kiali=true --diff plan/
   python -m tools.plan burst --set maxNodes=8 --out plan-burst/
 """
 
@@ -23,15 +32,26 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import re
 import sys
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from components.settings import DEFAULTS, ROLES
-from tools.mockrun import KNOWN_AFTER_APPLY, ROOT, Resource, Run, RunFailed, full_key, run_stack
+from components.settings import DEFAULTS, ROLES, default_primary_stack
+from tools.mockrun import (
+    KNOWN_AFTER_APPLY,
+    OFFLINE_ORGANIZATION,
+    ROOT,
+    Resource,
+    Run,
+    RunFailed,
+    full_key,
+    run_stack,
+)
 
 PLACEHOLDER_PROJECT = "your-gcp-project"
 SUMMARY_WIDTH = 110
@@ -42,21 +62,127 @@ class PlanError(Exception):
     """A problem with the command line or a plan folder; printed without a traceback."""
 
 
-def parse_sets(pairs: Iterable[str]) -> dict[str, str]:
-    """--set KEY=VALUE pairs, keys checked against the config contract."""
+PathSegment = str | int
+_NAME = re.compile(r"[^.\[\]]+")
+# Go's strconv.Atoi, which `pulumi config set --path` uses: optional sign, decimal digits, 64-bit range.
+_GO_INT = re.compile(r"^[+-]?[0-9]+$")
+
+
+@dataclass(frozen=True)
+class Override:
+    """One --set: a config key, the path inside its value (empty for a plain key) and the value as typed."""
+
+    key: str
+    path: tuple[PathSegment, ...]
+    value: str
+    given: str
+    """The --set argument as typed, for messages."""
+
+
+def parse_path(text: str) -> list[PathSegment]:
+    """`addons.grafana` -> ["addons", "grafana"]; `nets[0]` -> ["nets", 0]; `images["shark-v1"]` -> [...]."""
+    parts: list[PathSegment] = []
+    i = 0
+    while i < len(text):
+        if text[i] == "[":
+            end = text.find("]", i)
+            inner = text[i + 1 : end] if end != -1 else ""
+            if inner.isdigit():
+                parts.append(int(inner))
+            elif len(inner) >= 2 and inner[0] == inner[-1] == '"':
+                parts.append(inner[1:-1])
+            else:
+                raise PlanError(f'{text!r}: expected [N] or ["name"] at {text[i:]!r}')
+            i = end + 1
+            continue
+        if parts:
+            if text[i] != ".":
+                raise PlanError(f"{text!r}: expected '.', '[N]' or '[\"name\"]' at {text[i:]!r}")
+            i += 1
+        name = _NAME.match(text, i)
+        if name is None:
+            raise PlanError(f"{text!r}: empty name at position {i}")
+        parts.append(name.group())
+        i = name.end()
+    if not parts or not isinstance(parts[0], str):
+        raise PlanError(f"{text!r}: a path starts with a config key name")
+    return parts
+
+
+def path_value(value: str) -> bool | int | str:
+    """A value set by path, typed as `pulumi config set --path` types it."""
+    if value in ("true", "false"):
+        return value == "true"
+    if len(value) > 1 and value[0] == "0":
+        return value  # "0123" stays a string, as in Pulumi
+    if _GO_INT.match(value) and -(2**63) <= int(value) < 2**63:
+        return int(value)
+    return value
+
+
+def parse_sets(pairs: Iterable[str]) -> list[Override]:
+    """--set KEY=VALUE or KEY.PATH=VALUE pairs, top-level keys checked against the config contract."""
     known = {key.split(":", 1)[1] if key.startswith("meshburst:") else key for key in DEFAULTS}
-    result: dict[str, str] = {}
+    result: list[Override] = []
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise PlanError(f"--set {pair!r}: expected KEY=VALUE, e.g. --set canaryWeight=50")
-        if key not in known:
-            raise PlanError(f"--set {pair!r}: unknown key {key!r}; known keys: {', '.join(sorted(known))}")
-        result[full_key(key)] = value
+        # A namespace (gcp:project) is part of the key's name, before any path.
+        first = _NAME.match(key)
+        namespace, colon, rest = key.partition(":") if first and ":" in first.group() else ("", "", key)
+        try:
+            path = parse_path(rest)
+        except PlanError as error:
+            raise PlanError(f"--set {pair!r}: {error}") from None
+        name = f"{namespace}{colon}{path[0]}"
+        if name not in known:
+            raise PlanError(f"--set {pair!r}: unknown key {name!r}; known keys: {', '.join(sorted(known))}")
+        result.append(Override(full_key(name), tuple(path[1:]), value, pair))
     return result
 
 
-def stack_config(stack: str, overrides: Mapping[str, str]) -> dict[str, str]:
+def _set_path(container: Any, path: tuple[PathSegment, ...], value: Any, where: str) -> Any:
+    """`container` with `value` at `path`, creating objects and lists on the way as Pulumi does."""
+    if not path:
+        return value
+    head, rest = path[0], path[1:]
+    if isinstance(head, int):
+        container = [] if container is None else container
+        if not isinstance(container, list):
+            raise PlanError(f"{where}: [{head}] indexes a list, but the value there is {json.dumps(container)}")
+        if head > len(container):
+            raise PlanError(f"{where}: index {head} is past the end of the list (length {len(container)})")
+        if head == len(container):
+            container.append(None)
+        container[head] = _set_path(container[head], rest, value, where)
+        return container
+    container = {} if container is None else container
+    if not isinstance(container, dict):
+        raise PlanError(f"{where}: .{head} names an object field, but the value there is {json.dumps(container)}")
+    container[head] = _set_path(container.get(head), rest, value, where)
+    return container
+
+
+def apply_overrides(config: dict[str, str], overrides: Iterable[Override]) -> dict[str, str]:
+    """Config after the overrides, in order; a path override merges into the key's current JSON value."""
+    result = dict(config)
+    for override in overrides:
+        if not override.path:
+            result[override.key] = override.value
+            continue
+        where = f"--set {override.given!r}"
+        current = result.get(override.key)
+        try:
+            existing = json.loads(current) if current is not None else None
+        except json.JSONDecodeError:
+            raise PlanError(f"{where}: {override.key} is {current!r}, not an object or list to set a path in") from None
+        updated = _set_path(existing, override.path, path_value(override.value), where)
+        result[override.key] = json.dumps(updated)
+    return result
+
+
+def stack_config(stack: str, overrides: Iterable[Override]) -> dict[str, str]:
     """The stack's Pulumi.<stack>.yaml config, a placeholder project if none is set, then the overrides."""
     path = ROOT / f"Pulumi.{stack}.yaml"
     document = yaml.safe_load(path.read_text()) if path.exists() else None
@@ -66,17 +192,16 @@ def stack_config(stack: str, overrides: Mapping[str, str]) -> dict[str, str]:
             continue  # encrypted values cannot be read offline, and none of ours are secret inputs
         config[key] = value if isinstance(value, str) else json.dumps(value)
     config.setdefault("gcp:project", PLACEHOLDER_PROJECT)
-    config.update(overrides)
-    return config
+    return apply_overrides(config, overrides)
 
 
-def plan_stack(stack: str, overrides: Mapping[str, str]) -> Run:
+def plan_stack(stack: str, overrides: Iterable[Override]) -> Run:
     references: dict[str, Any] = {}
     secrets: dict[str, set[str]] = {}
     config = stack_config(stack, overrides)
     if stack == "burst":
-        primary = run_stack("primary", stack_config("primary", {}), replace_config=True, preview=True)
-        ref = config.get("meshburst:primaryStack") or DEFAULTS["meshburst:primaryStack"]
+        primary = run_stack("primary", stack_config("primary", []), replace_config=True, preview=True)
+        ref = config.get("meshburst:primaryStack") or default_primary_stack(OFFLINE_ORGANIZATION)
         # The primary is applied before the burst stack runs, so its outputs are known then; the values
         # only the cloud will know are shown by name.
         references[ref] = {
@@ -297,7 +422,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a config key of the stack (repeatable), e.g. --set canaryWeight=50",
+        help="override a config key of the stack (repeatable): KEY=VALUE (canaryWeight=50) or, as "
+        "`pulumi config set --path` does, KEY.PATH=VALUE (addons.grafana=true, apiAuthorizedNetworks[0]=10.0.0.0/8)",
     )
     parser.add_argument("--out", type=Path, help="folder to write the plan to (created if missing)")
     parser.add_argument(

@@ -27,12 +27,26 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-SUBSETS = ("primary", "burst")
 log = logging.getLogger("burstwatch")
 
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(name, default).strip()
+
+
+def _required(name: str) -> str:
+    """What the controller watches and writes is the app's to name: its component sets these, the image copies none."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        raise ValueError(f"{name} is not set: the Burstwatch component (apps/burstwatch/component.py) sets it")
+    return value
+
+
+def _subsets() -> tuple[str, str]:
+    names = tuple(part.strip() for part in _required("SUBSETS").split(","))
+    if len(names) != 2 or not all(names) or names[0] == names[1]:
+        raise ValueError(f"SUBSETS={','.join(names)!r} must name two different subsets: normal,burst")
+    return names[0], names[1]
 
 
 def _number(name: str, default: str) -> float:
@@ -54,6 +68,8 @@ class Config:
     prometheus_timeout_s: float
     namespace: str
     virtual_service: str
+    subsets: tuple[str, str]
+    """The route's subsets: where work normally runs, then the burst cluster."""
     policy: Policy
 
     @classmethod
@@ -63,20 +79,21 @@ class Config:
             # `source`: the frontend's sidecar reports every request, wherever it is served. Burst workers'
             # own (`destination`) reports live in the burst cluster, which this Prometheus does not scrape.
             reporter=_env("REPORTER", "source"),
-            destination_service=_env("DESTINATION_SERVICE", "worker-service.meshburst.svc.cluster.local"),
-            source_workload=_env("SOURCE_WORKLOAD", "frontend"),
+            destination_service=_required("DESTINATION_SERVICE"),
+            source_workload=_required("SOURCE_WORKLOAD"),
             window=window,
         )
         share = _env("BURST_SHARE", "100")
         if not share.isdigit():
             raise ValueError(f"BURST_SHARE={share!r} must be a whole number from 0 to 100")
         return cls(
-            prometheus_url=_env("PROMETHEUS_URL", "http://prometheus.istio-system:9090"),
+            prometheus_url=_required("PROMETHEUS_URL"),
             query=query,
             interval_s=_number("INTERVAL_SECONDS", "2"),
             prometheus_timeout_s=_number("PROMETHEUS_TIMEOUT_SECONDS", "1.5"),
-            namespace=_env("NAMESPACE", "meshburst"),
-            virtual_service=_env("VIRTUAL_SERVICE", "worker-split"),
+            namespace=_required("NAMESPACE"),
+            virtual_service=_required("VIRTUAL_SERVICE"),
+            subsets=_subsets(),
             policy=Policy(
                 high_rps=_number("HIGH_RPS", "15"),
                 low_rps=_number("LOW_RPS", "10"),
@@ -87,7 +104,8 @@ class Config:
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, subsets: tuple[str, str]) -> None:
+        self.subsets = subsets
         self.decisions: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
         self.polls = 0
@@ -105,7 +123,7 @@ class Metrics:
             *(f'burstwatch_mode{{mode="{m}"}} {int(self.mode == m)}' for m in (NATURAL, BURST)),
             "# HELP burstwatch_weight Current weight per subset.",
             "# TYPE burstwatch_weight gauge",
-            *(f'burstwatch_weight{{subset="{s}"}} {w}' for s, w in zip(SUBSETS, self.weights, strict=True)),
+            *(f'burstwatch_weight{{subset="{s}"}} {w}' for s, w in zip(self.subsets, self.weights, strict=True)),
             "# HELP burstwatch_decisions_total Switches written, by the mode switched to.",
             "# TYPE burstwatch_decisions_total counter",
             *(f'burstwatch_decisions_total{{to="{m}"}} {self.decisions[m]}' for m in (NATURAL, BURST)),
@@ -126,7 +144,7 @@ class Controller:
     def __init__(self, config: Config, kube: KubeClient) -> None:
         self.config = config
         self.kube = kube
-        self.metrics = Metrics()
+        self.metrics = Metrics(config.subsets)
         self.state: State | None = None
         self.split: Split | None = None
         self.prom = httpx.AsyncClient(timeout=config.prometheus_timeout_s)
@@ -139,11 +157,11 @@ class Controller:
         """Read the live split; the mode follows what is live, so a restart changes nothing."""
         cfg = self.config
         vs = await self.kube.get_virtual_service(cfg.namespace, cfg.virtual_service, self._kube_retry)
-        self.split = read_split(vs, SUBSETS)
+        self.split = read_split(vs, cfg.subsets)
         mode = cfg.policy.mode_of(self.split.weights)
         self.state = State(mode, -math.inf)
         self.metrics.mode, self.metrics.weights = mode, self.split.weights
-        log.info("live split %s/%s = %s: mode %s", *SUBSETS, self.split.weights, mode)
+        log.info("live split %s/%s = %s: mode %s", *cfg.subsets, self.split.weights, mode)
 
     async def read_rate(self) -> float | None:
         self.metrics.polls += 1
@@ -169,18 +187,18 @@ class Controller:
         cfg = self.config
         try:
             await self.kube.patch_weights(
-                cfg.namespace, cfg.virtual_service, self.split, SUBSETS, weights, self._kube_retry
+                cfg.namespace, cfg.virtual_service, self.split, cfg.subsets, weights, self._kube_retry
             )
         except KubeError as error:
             self.metrics.error(error.kind)
-            log.error("could not write %s = %s: %s; will re-read the VirtualService", SUBSETS, weights, error)
+            log.error("could not write %s = %s: %s; will re-read the VirtualService", cfg.subsets, weights, error)
             self.state = self.split = None  # re-read before the next decision: the object may have changed
             return
         self.state = decision.state
         self.split = Split(self.split.rule, self.split.routes, weights)
         self.metrics.decisions[decision.state.mode] += 1
         self.metrics.mode, self.metrics.weights = decision.state.mode, weights
-        log.info("switch to %s: %s; wrote %s/%s = %s/%s", decision.state.mode, decision.reason, *SUBSETS, *weights)
+        log.info("switch to %s: %s; wrote %s/%s = %s/%s", decision.state.mode, decision.reason, *cfg.subsets, *weights)
 
     async def run(self) -> None:
         while True:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +14,7 @@ import httpx
 FIELD_MANAGER = "burstwatch"
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 RETRYABLE = {409, 429, 500, 502, 503, 504}
+ATTEMPTS = 5
 
 
 class KubeError(Exception):
@@ -85,13 +86,25 @@ class KubeClient:
     def _path(self, namespace: str, name: str) -> str:
         return f"{self.api_url}/apis/networking.istio.io/v1/namespaces/{namespace}/virtualservices/{name}"
 
-    async def _call(self, method: str, url: str, on_retry, **kwargs) -> dict:
+    async def _call(
+        self,
+        method: str,
+        url: str,
+        on_retry: Callable[[KubeError], None],
+        headers: Mapping[str, str] | None = None,
+        **kwargs,
+    ) -> dict:
+        """One API call, retried with doubling backoff on RETRYABLE answers and transport errors.
+
+        `on_retry` is told of each failed attempt that is followed by another one; the error of the last
+        attempt is raised instead, so a caller that counts it counts every failed attempt exactly once.
+        Every attempt sends the same headers (the token is re-read each time, the content type is kept).
+        """
+        extra = dict(headers or {})
         delay = 0.2
-        for attempt in range(5):
+        for attempt in range(ATTEMPTS):
             try:
-                response = await self.http.request(
-                    method, url, headers={**self._headers(), **kwargs.pop("headers", {})}, **kwargs
-                )
+                response = await self.http.request(method, url, headers={**self._headers(), **extra}, **kwargs)
             except httpx.HTTPError as exc:
                 error = KubeError("kube_unreachable", f"{type(exc).__name__}: {exc}")
             else:
@@ -101,13 +114,16 @@ class KubeClient:
                 error = KubeError(kind, f"{method} {url} -> HTTP {response.status_code}: {response.text[:200]}")
                 if response.status_code not in RETRYABLE:
                     raise error
+            if attempt == ATTEMPTS - 1:
+                break
             on_retry(error)
-            if attempt < 4:
-                await asyncio.sleep(delay)
-                delay *= 2
+            await asyncio.sleep(delay)
+            delay *= 2
         raise error
 
-    async def get_virtual_service(self, namespace: str, name: str, on_retry=lambda e: None) -> dict:
+    async def get_virtual_service(
+        self, namespace: str, name: str, on_retry: Callable[[KubeError], None] = lambda e: None
+    ) -> dict:
         return await self._call("GET", self._path(namespace, name), on_retry)
 
     async def patch_weights(
@@ -117,7 +133,7 @@ class KubeClient:
         split: Split,
         subsets: Sequence[str],
         weights: tuple[int, int],
-        on_retry=lambda e: None,
+        on_retry: Callable[[KubeError], None] = lambda e: None,
     ) -> dict:
         return await self._call(
             "PATCH",

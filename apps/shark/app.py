@@ -99,7 +99,21 @@ class SharkHeaders:
             return
         started = time.perf_counter()
         status = 500
+        logged = False
         cache = STATIC_CACHE if scope["path"].startswith("/static/") else PAGE_CACHE
+
+        def log_request() -> None:
+            nonlocal logged
+            if not logged:
+                logged = True
+                log.info(
+                    "%s %s %d %.1fms version=%s",
+                    scope["method"],
+                    scope["path"],
+                    status,
+                    (time.perf_counter() - started) * 1000,
+                    self.version.decode(),
+                )
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status
@@ -108,19 +122,16 @@ class SharkHeaders:
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"cache-control"]
                 headers += [(b"x-shark-version", self.version), (b"cache-control", cache.encode())]
                 message = {**message, "headers": headers}
+                # Written before the first byte leaves (as uvicorn's own access log is), so a client holding the
+                # response finds its line in the log; logged after the app returned, it raced the client.
+                log_request()
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_headers)
         finally:
-            log.info(
-                "%s %s %d %.1fms version=%s",
-                scope["method"],
-                scope["path"],
-                status,
-                (time.perf_counter() - started) * 1000,
-                self.version.decode(),
-            )
+            # A request that failed before its response started (an app error) still gets its line.
+            log_request()
 
 
 def create_app(version: str) -> ASGIApp:

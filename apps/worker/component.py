@@ -96,6 +96,8 @@ def frontend_spec(image: pulumi.Input[str], max_rps: int) -> WorkloadSpec:
             "MAX_RPS": str(max_rps),
         },
         secret_mounts={HASHR_TOKEN_DIR: HASHR_TOKEN_SECRET},
+        # Ready only while Redis answers and the results reader is connected.
+        ready_path="/readyz",
         # One sender: two replicas would each send at the chosen rate.
         replicas=1,
         resources=Resources(cpu_request="100m", memory_request="96Mi", cpu_limit="1", memory_limit="256Mi"),
@@ -104,7 +106,8 @@ def frontend_spec(image: pulumi.Input[str], max_rps: int) -> WorkloadSpec:
 
 
 def redis_spec() -> WorkloadSpec:
-    """Redis as a message bus only: no persistence, one replica (pub/sub does not span replicas)."""
+    """Redis as the results bus: one replica, the stream kept in an append-only file on the pod's scratch volume,
+    so a Redis container that restarts (a crash, an OOM kill) still has what the frontend has not read yet."""
     return WorkloadSpec(
         name="redis",
         labels={"app": "redis"},
@@ -112,7 +115,20 @@ def redis_spec() -> WorkloadSpec:
         port=REDIS_PORT,
         health_path=None,
         replicas=1,
-        args=["redis-server", "--save", "", "--appendonly", "no", "--protected-mode", "no"],
+        # The append-only file is rewritten from 8 MiB on: Redis's default, 64 MiB, is the whole scratch volume.
+        args=[
+            "redis-server",
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--auto-aof-rewrite-min-size",
+            "8mb",
+            "--protected-mode",
+            "no",
+        ],
         writable_paths=("/data", "/tmp"),
         resources=Resources(cpu_request="50m", memory_request="64Mi", cpu_limit="500m", memory_limit="128Mi"),
         # Burst workers are admitted by a policy the burst stack adds (redis_from_burst_policy).

@@ -25,6 +25,12 @@ FRONTEND_APP = "frontend"
 """The frontend's `app` label, also its workload name in Istio's metrics (the source of worker traffic)."""
 BURST_PREFIX = "bursty-"
 """Results computed in the burst cluster start with this."""
+STREAM = "calculation"
+"""The Redis Stream results travel on, from every worker (both clusters) to the frontend."""
+STREAM_FIELD = "m"
+STREAM_MAXLEN = 20_000
+"""About this many results are kept (XADD MAXLEN ~): 20 s at the frontend's top rate, a few MB of Redis memory,
+far more than a reader misses while it reconnects."""
 
 CLUSTER_TYPE_LABEL = "cluster-type"
 CLUSTER_TYPES = MappingProxyType({"primary": "primary-cluster", "burst": "burst-cluster"})

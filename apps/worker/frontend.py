@@ -1,15 +1,23 @@
 """frontend ("String Hashr"): sends hashing work at a chosen rate and streams the results to browsers.
 
-The server, not the browser, sends the work: POST /frequency {"rps": N} sets the rate (0 stops,
-at most 1000/s); a sender posts random strings to PROCESSOR_URL at that rate with bounded
-concurrency and a timeout; a subscriber reads results from Redis (`calculation`) and every open
-tab receives them as server-sent events, with the share that came from the burst cluster.
+The server, not the browser, sends the work: POST /frequency {"rps": N} with `Authorization: Bearer
+<token>` (the token from the file HASHR_TOKEN_FILE names, or HASHR_TOKEN) sets the rate, 0 stops it, at
+most MAX_RPS (1..1000, default 1000). A scheduler posts random strings to PROCESSOR_URL at that rate
+over one keep-alive connection pool, with at most MAX_IN_FLIGHT waiting and a timeout.
+A reader follows the Redis results stream (common.py) from the last id it has seen, so a reconnect
+resumes without loss, and matches every result to the request that caused it: each request is
+counted once as ok, failed (error or timeout) or late (failed at HTTP, but its result arrived), and
+an ok request whose result never arrives within RESULT_GRACE_SECONDS is counted lost.
+
+Viewing is public (the page, /stats, /events); changing the rate needs the token. /readyz is ready
+only while Redis answers and the results reader is connected.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import hashlib
+import hmac
 import json
 import logging
 import os
@@ -19,19 +27,44 @@ from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
+import aiohttp
 import redis.asyncio as redis
-from common import BURST_PREFIX, CHANNEL, env_int, parse_result, redis_url
+from common import (
+    STREAM,
+    STREAM_FIELD,
+    BodyTooLarge,
+    clip,
+    env_int,
+    parse_json,
+    parse_result,
+    read_body,
+    redis_url,
+)
+from contract import BURST_PREFIX, WORKER_URL
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-MAX_RPS = 1000
+DEFAULT_MAX_RPS = 1000
+MAX_RPS_LIMIT = 1000
+"""The highest cap MAX_RPS may set: one frontend process delivers it on one core (bench/frontend_rate.py)."""
+MIN_RPS = 0.1
+MIN_TOKEN_LENGTH = 16
+CONTROL_BODY_BYTES = 1024
+TICK_S = 0.005
+"""The scheduler wakes at most every 5 ms and sends what is due: at 1,000 req/s that is 5 per wake-up."""
+FLUSH_S = 0.25
+SHOWN_RESULTS = 20
 PAGE = Path(__file__).resolve().parent / "static" / "index.html"
+IN_FLIGHT, OK, FAILED = 0, 1, 2
+TEXT = {"content-type": "text/plain"}
 log = logging.getLogger("frontend")
 
 
@@ -41,54 +74,171 @@ def burst_share(prefixes: Iterable[str]) -> float:
     return sum(1 for p in items if p == BURST_PREFIX) / len(items) if items else 0.0
 
 
-def parse_rate(payload: object) -> float:
-    """The requested rate from a POST /frequency body, or ValueError saying what is allowed."""
+def parse_rate(payload: object, max_rps: int) -> float:
+    """The requested rate from a POST /frequency body, or ValueError saying what is allowed (input clipped)."""
+    allowed = f"0 (to stop) or from {MIN_RPS:g} to {max_rps} requests per second"
     rps = payload.get("rps") if isinstance(payload, dict) else None
     if isinstance(rps, bool) or not isinstance(rps, int | float):
-        raise ValueError(f'expected a JSON body {{"rps": <number from 0 to {MAX_RPS}>}}, got {payload!r}')
-    if not 0 <= rps <= MAX_RPS:
-        raise ValueError(f"rps must be from 0 to {MAX_RPS} requests per second, got {rps}")
+        shown = clip(json.dumps(payload) if payload is not None else "no JSON")
+        raise ValueError(f'expected a JSON body {{"rps": <number>}} with rps {allowed}, got {shown}')
+    if rps > max_rps:
+        raise ValueError(f"rps {clip(f'{rps:g}')} is above this frontend's cap of {max_rps} requests per second")
+    if rps != 0 and rps < MIN_RPS:
+        raise ValueError(f"rps must be {allowed}, got {clip(f'{rps:g}')}")
     return float(rps)
+
+
+def bearer_token(header: str | None) -> str | None:
+    scheme, _, value = (header or "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def read_token() -> str:
+    """The control token: from the file HASHR_TOKEN_FILE names (a mounted Secret), else from HASHR_TOKEN."""
+    path = os.environ.get("HASHR_TOKEN_FILE", "").strip()
+    if path:
+        try:
+            token, source = Path(path).read_text().strip(), f"the file HASHR_TOKEN_FILE={path!r}"
+        except OSError as exc:
+            raise ValueError(f"HASHR_TOKEN_FILE={path!r} cannot be read: {exc.strerror}") from None
+    else:
+        token, source = os.environ.get("HASHR_TOKEN", "").strip(), "HASHR_TOKEN"
+    if not token:
+        raise ValueError(
+            f"HASHR_TOKEN is not set ({source} is empty): set HASHR_TOKEN, or HASHR_TOKEN_FILE to a file holding "
+            "the token that POST /frequency requires (the primary stack's secret output hashrToken); refusing to "
+            "start with an open control endpoint"
+        )
+    if len(token) < MIN_TOKEN_LENGTH:
+        raise ValueError(f"{source} holds {len(token)} characters: the token needs at least {MIN_TOKEN_LENGTH}")
+    return token
+
+
+@dataclass(frozen=True)
+class Settings:
+    token: str
+    max_rps: int
+    processor_url: str
+    bus_url: str
+    window: int
+    max_in_flight: int
+    timeout: float
+    result_grace: float
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        token = read_token()
+        return cls(
+            token=token,
+            max_rps=env_int("MAX_RPS", DEFAULT_MAX_RPS, 1, MAX_RPS_LIMIT),
+            processor_url=os.environ.get("PROCESSOR_URL", WORKER_URL),
+            bus_url=redis_url(),
+            window=env_int("RESULT_WINDOW", 100, 1, 10_000),
+            max_in_flight=env_int("MAX_IN_FLIGHT", 256, 1, 10_000),
+            timeout=env_int("REQUEST_TIMEOUT_MS", 2000, 10, 60_000) / 1000,
+            result_grace=env_int("RESULT_GRACE_SECONDS", 30, 1, 600),
+        )
 
 
 @dataclass
 class Counters:
+    """Every sent request is in exactly one of ok, errors, timeouts, late or in_flight."""
+
     rate: float = 0.0
     sent: int = 0
     ok: int = 0
     errors: int = 0
     timeouts: int = 0
-    dropped: int = 0
-    """Sends skipped because max_in_flight requests were already waiting on the workers."""
+    late: int = 0
+    """Failed at HTTP (error or timeout), yet the worker stored its result: it arrived afterwards."""
     in_flight: int = 0
+    dropped: int = 0
+    """Sends skipped because max_in_flight requests were already waiting on the workers (never sent)."""
     results: int = 0
+    """Results of this frontend's requests that arrived: those of ok requests, plus the late ones."""
+    awaiting: int = 0
+    """ok requests whose result has not arrived yet."""
+    lost: int = 0
+    """ok requests whose result did not arrive within the grace period."""
     last_error: str = ""
+    last_error_at: str | None = None
+    recovered_at: str | None = None
+    """When every failing part answered again after the last error; None while something still fails."""
+
+
+class Pending:
+    """One request this frontend sent, until its result arrives or its grace period ends."""
+
+    __slots__ = ("failure", "result_seen", "sent_at", "state")
+
+    def __init__(self, sent_at: float) -> None:
+        self.state = IN_FLIGHT
+        self.result_seen = False
+        self.sent_at = sent_at
+        self.failure = ""  # "errors" or "timeouts" once failed
 
 
 class Hashr:
-    """The frontend's state: the sender loop, the Redis subscriber and the browser streams."""
+    """The frontend's state: the scheduler, the results reader and the browser streams."""
 
-    def __init__(self, processor_url: str, bus_url: str, window: int, max_in_flight: int, timeout: float) -> None:
-        self.processor_url = processor_url
-        self.bus_url = bus_url
-        self.window = window
-        self.max_in_flight = max_in_flight
-        self.timeout = timeout
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
         self.counters = Counters()
-        self.recent: deque[dict] = deque(maxlen=window)
+        self.recent: deque[dict] = deque(maxlen=settings.window)
+        self.unsent: deque[dict] = deque(maxlen=SHOWN_RESULTS)
+        self.pending: dict[str, Pending] = {}
+        self.failing: dict[str, bool] = {"worker": False, "redis": False}
         self.listeners: set[asyncio.Queue[str]] = set()
         self.rate_changed = asyncio.Event()
         self.tasks: list[asyncio.Task] = []
         self.in_flight: set[asyncio.Task] = set()
-        self.http: httpx.AsyncClient | None = None
+        self.reader_connected = False
+        self.http: aiohttp.ClientSession | None = None
+        # Readiness pings on their own client, so a blocked XREAD never delays them.
+        self.probe = redis.Redis.from_url(
+            settings.bus_url, socket_connect_timeout=0.5, socket_timeout=0.5, retry=Retry(NoBackoff(), 0)
+        )
+
+    # What the page shows
 
     def stats(self) -> dict:
         return {
             **asdict(self.counters),
-            "window": self.window,
+            "max_rps": self.settings.max_rps,
+            "window": self.settings.window,
             "burst_share": round(burst_share(m["prefix"] for m in self.recent), 4),
             "recent": len(self.recent),
+            "status": "degraded" if any(self.failing.values()) else "ok",
         }
+
+    def _fault(self, part: str, message: str) -> None:
+        self.failing[part] = True
+        self.counters.last_error = message
+        self.counters.last_error_at = now_iso()
+        self.counters.recovered_at = None
+
+    def _healthy(self, part: str) -> None:
+        if not self.failing[part]:
+            return
+        self.failing[part] = False
+        if self.counters.last_error_at and not any(self.failing.values()):
+            self.counters.recovered_at = now_iso()
+            log.info("recovered: every part answers again (last error at %s)", self.counters.last_error_at)
+
+    async def ready(self) -> tuple[bool, str]:
+        if not self.reader_connected:
+            return False, "results reader not connected to Redis"
+        try:
+            await self.probe.ping()
+        except (RedisError, OSError) as exc:
+            return False, f"redis unreachable: {type(exc).__name__}"
+        return True, "ready"
+
+    # Lifecycle
 
     def set_rate(self, rps: float) -> None:
         self.counters.rate = rps
@@ -97,12 +247,19 @@ class Hashr:
         log.info("rate set to %g requests/s", rps)
 
     async def start(self) -> None:
-        limits = httpx.Limits(max_connections=self.max_in_flight, max_keepalive_connections=self.max_in_flight)
-        self.http = httpx.AsyncClient(timeout=self.timeout, limits=limits)
+        # One pool of keep-alive connections for every send: a new connection per request costs more CPU
+        # than the request itself at the top rate. aiohttp, not httpx: httpx's pool scans every connection
+        # on each request and took the whole core at 200 req/s (profiled with py-spy).
+        connector = aiohttp.TCPConnector(limit=self.settings.max_in_flight, keepalive_timeout=30)
+        self.http = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=self.settings.timeout),
+            skip_auto_headers=("User-Agent",),
+        )
         self.tasks = [
             asyncio.create_task(self._send_loop()),
-            asyncio.create_task(self._subscribe_loop()),
-            asyncio.create_task(self._stats_loop()),
+            asyncio.create_task(self._read_loop()),
+            asyncio.create_task(self._tick_loop()),
         ]
 
     async def stop(self) -> None:
@@ -110,87 +267,185 @@ class Hashr:
             task.cancel()
         await asyncio.gather(*self.tasks, *self.in_flight, return_exceptions=True)
         if self.http is not None:
-            await self.http.aclose()
+            await self.http.close()
+        await self.probe.aclose()
+
+    # Sending
 
     async def _send_loop(self) -> None:
-        """Send at the set rate, on a fixed schedule so slow workers do not slow the sender down."""
-        next_at = time.monotonic()
+        """Send `rate` requests per second on a schedule, in batches of what is due at each wake-up."""
         while True:
-            if self.counters.rate <= 0:
+            rate = self.counters.rate
+            if rate <= 0:
                 self.rate_changed.clear()
                 await self.rate_changed.wait()
-                next_at = time.monotonic()
                 continue
-            now = time.monotonic()
-            if next_at > now:
-                self.rate_changed.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.rate_changed.wait(), next_at - now)
-                if self.rate_changed.is_set():
-                    next_at = time.monotonic()
-                continue
-            # Fell far behind (e.g. the loop was busy): skip the backlog rather than burst to catch up.
-            next_at = max(next_at, now - 1.0) + 1.0 / self.counters.rate
-            if len(self.in_flight) >= self.max_in_flight:
-                self.counters.dropped += 1
-                continue
-            task = asyncio.create_task(self._send_one())
-            self.in_flight.add(task)
-            task.add_done_callback(self.in_flight.discard)
+            self.rate_changed.clear()
+            started, issued = time.monotonic(), 0
+            while not self.rate_changed.is_set():
+                now = time.monotonic()
+                due = int((now - started) * rate) - issued
+                if due > rate:  # fell more than a second behind (loop was busy): skip the backlog, no burst
+                    started, issued, due = now, 0, 1
+                for _ in range(due):
+                    self._launch()
+                issued += due
+                wait = max(TICK_S, started + (issued + 1) / rate - time.monotonic())
+                try:
+                    async with asyncio.timeout(wait):
+                        await self.rate_changed.wait()
+                except TimeoutError:
+                    pass
+
+    def _launch(self) -> None:
+        if len(self.in_flight) >= self.settings.max_in_flight:
+            self.counters.dropped += 1
+            return
+        task = asyncio.create_task(self._send_one())
+        self.in_flight.add(task)
+        task.add_done_callback(self.in_flight.discard)
 
     async def _send_one(self) -> None:
         assert self.http is not None
+        body = secrets.token_hex(16)
+        digest = hashlib.sha256(body.encode()).hexdigest()
+        record = Pending(time.monotonic())
+        self.pending[digest] = record
         self.counters.sent += 1
         self.counters.in_flight += 1
+        url = self.settings.processor_url
+        failure, message = "", ""
         try:
-            response = await self.http.post(
-                self.processor_url, content=secrets.token_hex(16), headers={"content-type": "text/plain"}
-            )
-            if response.status_code == 200:
-                self.counters.ok += 1
-            else:
-                self.counters.errors += 1
-                self.counters.last_error = f"HTTP {response.status_code} from {self.processor_url}"
-        except httpx.TimeoutException:
-            self.counters.timeouts += 1
-            self.counters.last_error = f"timeout after {self.timeout}s from {self.processor_url}"
-        except httpx.HTTPError as exc:
-            self.counters.errors += 1
-            self.counters.last_error = f"{type(exc).__name__} from {self.processor_url}"
+            async with self.http.post(url, data=body, headers=TEXT) as response:
+                await response.read()
+                if response.status != 200:
+                    failure, message = "errors", f"HTTP {response.status} from {url}"
+        except TimeoutError:  # aiohttp's timeouts are TimeoutErrors, some also ClientErrors: this comes first
+            failure, message = "timeouts", f"timeout after {self.settings.timeout:g}s from {url}"
+        except aiohttp.ClientConnectorError as exc:  # no connection: no worker saw it, it can never be late
+            failure, message = "errors", f"{type(exc).__name__} from {url}"
+            record.state = FAILED
+        except aiohttp.ClientError as exc:
+            failure, message = "errors", f"{type(exc).__name__} from {url}"
         finally:
             self.counters.in_flight -= 1
+        if failure:
+            self._fault("worker", message)
+            self._settle_failed(digest, record, failure)
+        else:
+            self._healthy("worker")
+            self._settle_ok(digest, record)
 
-    async def _subscribe_loop(self) -> None:
-        """Relay results from Redis to every browser; reconnect with backoff while Redis is away."""
+    def _settle_ok(self, digest: str, record: Pending) -> None:
+        self.counters.ok += 1
+        if record.result_seen:  # the result came through Redis before the HTTP answer
+            self.counters.results += 1
+            self.pending.pop(digest, None)
+        else:
+            record.state = OK
+            self.counters.awaiting += 1
+
+    def _settle_failed(self, digest: str, record: Pending, failure: str) -> None:
+        if record.result_seen:  # failed at HTTP, yet its result is stored: late, not failed
+            self.counters.late += 1
+            self.counters.results += 1
+            self.pending.pop(digest, None)
+            return
+        setattr(self.counters, failure, getattr(self.counters, failure) + 1)
+        if record.state == FAILED:  # never reached a worker: nothing to wait for
+            self.pending.pop(digest, None)
+            return
+        record.state, record.failure = FAILED, failure
+
+    # Results
+
+    def _on_result(self, message: dict) -> None:
+        record = self.pending.get(message["hash"])
+        if record is None:
+            return  # not one of this process's requests (another replica's, or one already settled)
+        if record.state == IN_FLIGHT:
+            record.result_seen = True
+        elif record.state == OK:
+            self.counters.awaiting -= 1
+            self.counters.results += 1
+            del self.pending[message["hash"]]
+        else:  # counted as failed: the result proves the worker did it, so it moves to late
+            setattr(self.counters, record.failure, getattr(self.counters, record.failure) - 1)
+            self.counters.late += 1
+            self.counters.results += 1
+            del self.pending[message["hash"]]
+        self.recent.append(message)
+        self.unsent.append(message)
+
+    def _expire(self, now: float) -> None:
+        """Forget requests past their grace period; an ok one whose result never came is lost."""
+        grace = self.settings.result_grace
+        while self.pending:
+            digest, record = next(iter(self.pending.items()))
+            if now - record.sent_at < grace or record.state == IN_FLIGHT:
+                return
+            if record.state == OK:
+                self.counters.awaiting -= 1
+                self.counters.lost += 1
+            del self.pending[digest]
+
+    async def _read_loop(self) -> None:
+        """Follow the results stream from the last id seen; reconnect with backoff while Redis is away."""
         delay = 0.2
+        last_id: bytes | None = None
         while True:
-            client = redis.Redis.from_url(self.bus_url, socket_connect_timeout=1)
+            client = redis.Redis.from_url(
+                self.settings.bus_url, socket_connect_timeout=1, socket_timeout=3, retry=Retry(NoBackoff(), 0)
+            )
             try:
-                async with client.pubsub() as pubsub:
-                    await pubsub.subscribe(CHANNEL)
+                last_id = await self._resume_from(client, last_id)
+                while True:
+                    entries = await client.xread({STREAM: last_id}, count=1000, block=1000)
+                    self.reader_connected = True
+                    self._healthy("redis")
                     delay = 0.2
-                    async for raw in pubsub.listen():
-                        if raw.get("type") != "message":
-                            continue
-                        message = parse_result(raw["data"])
-                        if message is not None:
-                            self.counters.results += 1
-                            self.recent.append(message)
-                            self._broadcast("result", message)
+                    for _stream, items in entries:
+                        for entry_id, fields in items:
+                            last_id = entry_id
+                            message = parse_result(fields.get(STREAM_FIELD.encode(), b""))
+                            if message is not None:
+                                self._on_result(message)
             except (RedisError, OSError) as exc:
-                self.counters.last_error = f"redis: {exc}"
-                log.warning("redis subscription lost (%s); retrying in %.1fs", exc, delay)
+                self.reader_connected = False
+                self._fault("redis", f"redis: {type(exc).__name__}: {clip(str(exc), 120)}")
+                log.warning("results reader lost Redis (%s); retrying in %.1fs", exc, delay)
             finally:
                 await client.aclose()
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            delay = min(delay * 2, 2.0)
 
-    async def _stats_loop(self) -> None:
+    @staticmethod
+    async def _resume_from(client: redis.Redis, last_id: bytes | None) -> bytes:
+        """Where to read from: the last id seen, unless the stream now ends before it (Redis restarted empty)."""
+        newest = await client.xrevrange(STREAM, count=1)
+        newest_id = newest[0][0] if newest else b"0-0"
+        if last_id is None:
+            return newest_id  # first start: only what comes from now on
+        as_tuple = lambda i: tuple(int(x) for x in i.split(b"-"))  # noqa: E731
+        return last_id if as_tuple(newest_id) >= as_tuple(last_id) else b"0-0"
+
+    # Browsers
+
+    async def _tick_loop(self) -> None:
+        ticks = 0
         while True:
-            await asyncio.sleep(1)
-            self._broadcast("stats", self.stats())
+            await asyncio.sleep(FLUSH_S)
+            ticks += 1
+            if self.unsent:
+                self._broadcast("results", list(self.unsent))
+                self.unsent.clear()
+            if ticks % 4 == 0:
+                self._expire(time.monotonic())
+                self._broadcast("stats", self.stats())
 
-    def _broadcast(self, event: str, data: dict) -> None:
+    def _broadcast(self, event: str, data: object) -> None:
+        if not self.listeners:
+            return
         frame = f"event: {event}\ndata: {json.dumps(data)}\n\n"
         for queue in self.listeners:
             # A slow tab loses frames instead of growing memory without bound.
@@ -198,7 +453,7 @@ class Hashr:
                 queue.put_nowait(frame)
 
     async def stream(self) -> AsyncIterator[str]:
-        queue: asyncio.Queue[str] = asyncio.Queue(maxsize=500)
+        queue: asyncio.Queue[str] = asyncio.Queue(maxsize=100)
         self.listeners.add(queue)
         try:
             yield f"event: stats\ndata: {json.dumps(self.stats())}\n\n"
@@ -211,27 +466,37 @@ class Hashr:
             self.listeners.discard(queue)
 
 
+def error(status: int, message: str, **headers: str) -> Response:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
 def create_app() -> Starlette:
-    hashr = Hashr(
-        processor_url=os.environ.get("PROCESSOR_URL", "http://worker-service"),
-        bus_url=redis_url(),
-        window=env_int("RESULT_WINDOW", 100, 1, 10_000),
-        max_in_flight=env_int("MAX_IN_FLIGHT", 64, 1, 10_000),
-        timeout=env_int("REQUEST_TIMEOUT_MS", 2000, 10, 60_000) / 1000,
-    )
+    settings = Settings.from_env()
+    hashr = Hashr(settings)
+    expected = settings.token.encode()
 
     async def index(_: Request) -> Response:
         return FileResponse(PAGE, headers={"cache-control": "no-cache"})
 
     async def frequency(request: Request) -> Response:
+        given = bearer_token(request.headers.get("authorization"))
+        # compare_digest takes the same time wherever the first difference is: no guessing by timing.
+        if given is None or not hmac.compare_digest(given.encode(), expected):
+            return error(
+                401,
+                "changing the rate needs the control token: send Authorization: Bearer <token> "
+                "(pulumi stack output hashrToken --show-secrets -s primary)",
+                **{"WWW-Authenticate": 'Bearer realm="hashr"'},
+            )
         try:
-            payload = await request.json()
-        except ValueError:
-            payload = None
-        try:
-            rps = parse_rate(payload)
+            body = await read_body(request.stream(), request.headers.get("content-length"), CONTROL_BODY_BYTES)
+            rps = parse_rate(parse_json(body), settings.max_rps)
+        except BodyTooLarge:
+            return error(413, f"body is larger than {CONTROL_BODY_BYTES} bytes")
+        except ClientDisconnect:
+            return error(400, "client disconnected before sending the whole body")
         except ValueError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=422)
+            return error(422, str(exc))
         hashr.set_rate(rps)
         return JSONResponse({"rps": rps})
 
@@ -245,20 +510,30 @@ def create_app() -> Starlette:
     async def healthz(_: Request) -> Response:
         return PlainTextResponse("ok")
 
+    async def readyz(_: Request) -> Response:
+        ready, detail = await hashr.ready()
+        return PlainTextResponse(detail, status_code=200 if ready else 503)
+
     @asynccontextmanager
     async def lifespan(_: Starlette):
         await hashr.start()
-        log.info("frontend ready: processor=%s redis=%s", hashr.processor_url, hashr.bus_url)
+        log.info(
+            "frontend ready: processor=%s redis=%s max_rps=%d",
+            settings.processor_url,
+            settings.bus_url,
+            settings.max_rps,
+        )
         yield
         await hashr.stop()
 
     app = Starlette(
         routes=[
-            Route("/", index),
+            Route("/", index, methods=["GET"]),
             Route("/frequency", frequency, methods=["POST"]),
-            Route("/stats", stats),
-            Route("/events", events),
-            Route("/healthz", healthz),
+            Route("/stats", stats, methods=["GET"]),
+            Route("/events", events, methods=["GET"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
         ],
         lifespan=lifespan,
     )
@@ -267,4 +542,7 @@ def create_app() -> Starlette:
 
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-app = create_app()
+try:
+    app = create_app()
+except ValueError as exc:  # a missing or bad setting: one clear line, not a traceback
+    raise SystemExit(f"frontend: {exc}") from None

@@ -11,7 +11,7 @@ from typing import TypedDict
 
 import pulumi
 
-from apps.burstwatch.component import Burstwatch
+from apps.burstwatch.component import Burstwatch, BurstwatchArgs
 from apps.worker.contract import (
     CLUSTER_TYPE_LABEL,
     CLUSTER_TYPES,
@@ -37,6 +37,23 @@ def worker_route(namespace: str, burst_weight: int) -> RouteSpec:
         gateways=["mesh"],
         load_balancer="RANDOM",
     )
+
+
+def burstwatch_args(
+    namespace: str, image: pulumi.Input[str], prometheus_url: str, high_rps: float, low_rps: float
+) -> BurstwatchArgs:
+    """The controller that owns the split in `auto` mode: the route, subsets and rate it watches come from here."""
+    return {
+        "namespace": namespace,
+        "image": image,
+        "route_name": WORKER_ROUTE,
+        "subsets": tuple(CLUSTER_TYPES),
+        "destination_service": f"{WORKER_SERVICE}.{namespace}.svc.cluster.local",
+        "source_workload": FRONTEND_APP,
+        "prometheus_url": prometheus_url,
+        "high_rps": high_rps,
+        "low_rps": low_rps,
+    }
 
 
 class WorkerSplitArgs(TypedDict):
@@ -80,17 +97,9 @@ class WorkerSplit(pulumi.ComponentResource):
                 raise ValueError(f"WorkerSplit {name}: auto mode needs Prometheus (prometheus_url is None)")
             Burstwatch(
                 "burstwatch",
-                {
-                    "namespace": args["namespace"],
-                    "image": args["controller_image"],
-                    "route_name": WORKER_ROUTE,
-                    "subsets": tuple(CLUSTER_TYPES),
-                    "destination_service": f"{WORKER_SERVICE}.{args['namespace']}.svc.cluster.local",
-                    "source_workload": FRONTEND_APP,
-                    "prometheus_url": prometheus_url,
-                    "high_rps": args["high_rps"],
-                    "low_rps": args["low_rps"],
-                },
+                burstwatch_args(
+                    args["namespace"], args["controller_image"], prometheus_url, args["high_rps"], args["low_rps"]
+                ),
                 pulumi.ResourceOptions(
                     parent=self,
                     depends_on=[route, *args["metrics_ready"]],

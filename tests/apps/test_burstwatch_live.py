@@ -3,34 +3,43 @@
 from __future__ import annotations
 
 import itertools
+import os
 import re
+import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 
-from apps.worker.component import worker_route
+from apps.burstwatch.component import controller_env
+from apps.worker.split import burstwatch_args, worker_route
 from components.weighted_route import virtual_service_manifest
 from tests.fake_mesh import FakeKubeApi, RateExporter
-from tests.servers import PrometheusServer, UvicornApp, stopped_cleanly, wait_until
+from tests.servers import DockerfileApp, PrometheusServer, dockerfile_command, stopped_cleanly, wait_until
 
+ROOT = Path(__file__).resolve().parents[2]
 VS_PATH = "/apis/networking.istio.io/v1/namespaces/meshburst/virtualservices/worker-split"
 FAST = {"INTERVAL_SECONDS": "0.5", "WINDOW": "4s", "MIN_DWELL_SECONDS": "2", "HIGH_RPS": "15", "LOW_RPS": "10"}
 
 
-def metric(controller: UvicornApp, name: str) -> float:
+def metric(controller: DockerfileApp, name: str) -> float:
     text = httpx.get(controller.url + "/metrics").text
     found = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
     return float(found.group(1)) if found else 0.0
 
 
-def start_controller(tmp_path, kube: FakeKubeApi, prometheus_url: str, **env: str) -> UvicornApp:
-    return UvicornApp(
+def start_controller(tmp_path, kube: FakeKubeApi, prometheus_url: str, **env: str) -> DockerfileApp:
+    """burstwatch started with its Dockerfile's own command, from its directory, with the environment its
+    component gives it (faster intervals for the test)."""
+    deployed = controller_env(burstwatch_args("meshburst", "burstwatch", prometheus_url, 15, 10))
+    return DockerfileApp(
         "burstwatch",
         "apps/burstwatch",
-        "controller:app",
         tmp_path,
-        env={**FAST, "KUBE_API_URL": kube.url, "PROMETHEUS_URL": prometheus_url, **env},
+        env={**deployed, **FAST, "KUBE_API_URL": kube.url, **env},
     )
 
 
@@ -101,8 +110,11 @@ def test_prometheus_stopped_mid_run_changes_nothing_and_counts_errors(mesh, tmp_
 def test_a_restart_in_burst_keeps_burst(mesh, tmp_path):
     exporter, prometheus, kube = mesh
     kube.virtual_service = virtual_service_manifest(worker_route("meshburst", 100))
-    exporter.set_rate(12)  # between the thresholds
-    with start_controller(tmp_path, kube, prometheus.url) as controller:
+    exporter.set_rate(12)
+    # Thresholds far on either side of every reading: the fixture's exporter ran at 5 req/s until now, and a
+    # 4 s window over 1 s scrapes still shows some of that (or scrape jitter) in the first readings.
+    wide = {"HIGH_RPS": "40", "LOW_RPS": "2"}
+    with start_controller(tmp_path, kube, prometheus.url, **wide) as controller:
         wait_until(lambda: metric(controller, "burstwatch_polls_total") >= 8, 15, "several polls")
         assert kube.patches() == []
         assert metric(controller, 'burstwatch_mode{mode="burst"}') == 1
@@ -198,3 +210,92 @@ def test_slow_or_failing_prometheus_keeps_the_split(tmp_path, bad, kind):
         controller.stop()
         kube.stop()
         prometheus.stop()
+
+
+def test_the_image_runs_uvicorn_with_the_http_guard():
+    assert dockerfile_command("apps/burstwatch")[-4:] == [
+        "--http",
+        "httpguard:GuardedHttpTools",
+        "--timeout-keep-alive",
+        "5",
+    ]
+
+
+BAD_REQUESTS: list[tuple[str, str, dict[str, str | bytes], bytes]] = [
+    *((m, p, {}, b"") for m in ("POST", "PUT", "DELETE", "PATCH") for p in ("/metrics", "/healthz")),
+    ("POST", "/metrics", {"content-type": "application/json"}, b"[" * 5000),
+    ("GET", "/metrics?" + "q=1&" * 2000, {}, b""),
+    ("GET", "/../../etc/passwd", {}, b""),
+    ("GET", "/%2e%2e/controller.py", {}, b""),
+    ("GET", "/" + "a" * 8000, {}, b""),
+    ("GET", "/healthz", {"x-bad": b"\xff\xfe"}, b""),
+]
+
+
+def test_bad_input_battery_is_never_a_5xx_and_memory_stays_flat(mesh, tmp_path):
+    _exporter, prometheus, kube = mesh
+    with (
+        start_controller(tmp_path, kube, prometheus.url) as controller,
+        httpx.Client(base_url=controller.url, timeout=5) as client,
+    ):
+        for method, path, headers, body in BAD_REQUESTS:
+            response = client.request(method, path, headers=headers, content=body)
+            assert response.status_code < 500, (method, path[:40], response.status_code)
+        for i in range(200):
+            method, path, headers, body = BAD_REQUESTS[i % len(BAD_REQUESTS)]
+            client.request(method, path, headers=headers, content=body)
+        before = controller.rss_bytes()
+        for i in range(2000):
+            method, path, headers, body = BAD_REQUESTS[i % len(BAD_REQUESTS)]
+            assert client.request(method, path, headers=headers, content=body).status_code < 500
+        growth = controller.rss_bytes() - before
+        assert growth < 4 * 1024 * 1024, f"RSS grew by {growth / 1024:.0f} KiB over 2,000 bad requests"
+        assert kube.patches() == []
+        assert "Traceback" not in controller.log()
+
+
+def test_slow_clients_are_closed_by_the_image_s_timeouts(mesh, tmp_path):
+    _exporter, prometheus, kube = mesh
+    with start_controller(tmp_path, kube, prometheus.url, HEADER_TIMEOUT_SECONDS="1") as controller:
+        for pieces in ([], [b"GET /metrics HTTP/1.1\r\nHo"]):
+            with socket.create_connection(("127.0.0.1", controller.port), timeout=10) as conn:
+                started = time.monotonic()
+                for piece in pieces:
+                    conn.sendall(piece)
+                assert conn.recv(1024) == b""
+                assert 0.9 <= time.monotonic() - started < 2.5
+        big = b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 20_000 + b"\r\n\r\n"
+        with socket.create_connection(("127.0.0.1", controller.port), timeout=10) as conn:
+            conn.sendall(big)
+            assert conn.recv(1024).startswith(b"HTTP/1.1 431 ")
+
+
+@pytest.mark.parametrize(
+    "missing", ["NAMESPACE", "VIRTUAL_SERVICE", "SUBSETS", "DESTINATION_SERVICE", "PROMETHEUS_URL"]
+)
+def test_the_image_copies_no_names_its_component_must_set_them(missing: str):
+    env = controller_env(burstwatch_args("meshburst", "burstwatch", "http://127.0.0.1:9", 15, 10))
+    del env[missing]
+    result = subprocess.run(
+        [sys.executable, "-c", "import controller"],
+        cwd=ROOT / "apps" / "burstwatch",
+        env={"PATH": os.environ["PATH"], "KUBE_API_URL": "http://127.0.0.1:9", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert f"{missing} is not set: the Burstwatch component (apps/burstwatch/component.py) sets it" in result.stderr
+
+
+def test_subsets_must_name_two_different_ones():
+    env = controller_env(burstwatch_args("meshburst", "burstwatch", "http://127.0.0.1:9", 15, 10))
+    result = subprocess.run(
+        [sys.executable, "-c", "import controller"],
+        cwd=ROOT / "apps" / "burstwatch",
+        env={"PATH": os.environ["PATH"], "KUBE_API_URL": "http://127.0.0.1:9", **env, "SUBSETS": "primary,primary"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "SUBSETS='primary,primary' must name two different subsets: normal,burst" in result.stderr

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from apps.burstwatch.decide import BURST, NATURAL, Policy, State, decide, split_for_share
 from apps.burstwatch.kube import KubeError, Split, read_split, weight_patch
 from apps.burstwatch.prom import PrometheusError, build_rate_query, parse_scalar
-from apps.worker.component import worker_route
+from apps.worker.split import worker_route
 from components.weighted_route import split_weights, virtual_service_manifest
 
 POLICY = Policy(high_rps=15, low_rps=10, min_dwell_s=30)

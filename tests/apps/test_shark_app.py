@@ -1,7 +1,9 @@
-"""The shark site for real: uvicorn on loopback for v1 and v2, then a click in headless Chromium."""
+"""The shark site for real: its image's own command on loopback for v1 and v2, then a click in headless Chromium."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 from pathlib import Path
 
@@ -9,14 +11,14 @@ import httpx
 import pytest
 
 from tests.browser import chromium
-from tests.servers import UvicornApp, stopped_cleanly
+from tests.servers import DockerfileApp, stopped_cleanly
 
 
 @pytest.fixture(scope="module", params=["v1", "v2"])
 def shark(request, tmp_path_factory):
     version = request.param
-    server = UvicornApp(
-        f"shark-{version}", "apps/shark", "app:app", tmp_path_factory.mktemp("logs"), env={"SHARK_VERSION": version}
+    server = DockerfileApp(
+        f"shark-{version}", "apps/shark", tmp_path_factory.mktemp("logs"), env={"SHARK_VERSION": version}
     )
     server.version = version
     yield server
@@ -72,10 +74,41 @@ def test_one_log_line_per_request(shark):
     assert re.search(rf"GET /sharks 200 [0-9.]+ms version={shark.version}$", lines[-1])
 
 
+@pytest.mark.parametrize("path", ["/sharks", "/static/style.css", "/no-such-page"])
+def test_the_log_line_is_written_before_the_response_starts(path: str, caplog: pytest.LogCaptureFixture):
+    # The order the race above depends on, checked in process: nothing reaches the client before the line.
+    from apps.shark.app import create_app
+
+    app = create_app("v2")
+    sent: list[tuple[str, int]] = []
+    requests = [{"type": "http.request", "body": b"", "more_body": False}]
+
+    async def receive() -> dict[str, object]:
+        if requests:
+            return requests.pop()
+        await asyncio.Event().wait()  # the client stays connected; a response that listens for it is cancelled
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append((str(message["type"]), len(caplog.records)))
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http"}
+    scope |= {"path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"", "headers": []}
+    # A loop of its own, never installed as the thread's loop: asyncio.run would leave the main thread with
+    # none, which Pulumi's mock runtime in later tests then fails to find.
+    loop = asyncio.new_event_loop()
+    try:
+        with caplog.at_level(logging.INFO, logger="shark"):
+            loop.run_until_complete(app(scope, receive, send))
+    finally:
+        loop.close()
+    assert sent[0] == ("http.response.start", 1)
+    assert [record.getMessage().endswith("version=v2") for record in caplog.records] == [True]
+
+
 def test_v1_and_v2_differ_only_where_promised(tmp_path):
     servers = {
-        v: UvicornApp(f"shark-cmp-{v}", "apps/shark", "app:app", tmp_path, env={"SHARK_VERSION": v})
-        for v in ("v1", "v2")
+        v: DockerfileApp(f"shark-cmp-{v}", "apps/shark", tmp_path, env={"SHARK_VERSION": v}) for v in ("v1", "v2")
     }
     try:
         pages = {v: httpx.get(s.url + "/sharks").text for v, s in servers.items()}
@@ -89,15 +122,13 @@ def test_v1_and_v2_differ_only_where_promised(tmp_path):
 
 def test_an_unknown_version_refuses_to_start(tmp_path):
     with pytest.raises(RuntimeError, match="SHARK_VERSION='v3' is not one of"):
-        UvicornApp("shark-v3", "apps/shark", "app:app", tmp_path, env={"SHARK_VERSION": "v3"})
+        DockerfileApp("shark-v3", "apps/shark", tmp_path, env={"SHARK_VERSION": "v3"})
 
 
 @pytest.mark.parametrize("version", ["v1", "v2"])
 def test_browser_clicks_get_shark_info_and_sees_the_version(version: str, tmp_path: Path):
     with (
-        UvicornApp(
-            f"shark-browser-{version}", "apps/shark", "app:app", tmp_path, env={"SHARK_VERSION": version}
-        ) as server,
+        DockerfileApp(f"shark-browser-{version}", "apps/shark", tmp_path, env={"SHARK_VERSION": version}) as server,
         chromium() as browser,
     ):
         page = browser.new_page()
