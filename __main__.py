@@ -2,7 +2,7 @@
 
 import pulumi
 
-from components.settings import load_settings
+from config.settings import load_settings
 from stacks.burst import build_burst
 from stacks.primary import build_primary
 

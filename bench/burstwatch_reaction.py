@@ -28,9 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from apps.burstwatch.component import controller_env
 from apps.burstwatch.prom import build_rate_query
 from apps.worker.split import burstwatch_args, worker_route
-from components.weighted_route import virtual_service_manifest
-from tests.fake_mesh import FakeKubeApi, RateExporter
-from tests.servers import DockerfileApp, PrometheusServer, wait_until
+from builders.routes import virtual_service_manifest
+from tests.support.fake_mesh import FakeKubeApi, RateExporter
+from tests.support.servers import DockerfileApp, PrometheusServer, wait_until
 
 HIGH, LOW = 15.0, 10.0
 

@@ -22,7 +22,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.servers import RedisServer, hashr_app
+from tests.support.servers import RedisServer, hashr_app
 
 TARGET = 0.95
 

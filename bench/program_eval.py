@@ -34,8 +34,8 @@ USED_MODULES = [
     "pulumi_docker_build",
 ]
 FLOOR_USED = FLOOR + "; import " + ", ".join(USED_MODULES)
-PRIMARY = "from tests.harness import run_stack; run_stack('primary')"
-BOTH = "from tests.harness import run_both; run_both()"
+PRIMARY = "from tools.mockrun import run_stack; run_stack('primary')"
+BOTH = "from tools.mockrun import run_both; run_both()"
 
 
 def timed(code: str) -> float:

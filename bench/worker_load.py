@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.servers import RedisServer, hashr_app
+from tests.support.servers import RedisServer, hashr_app
 
 
 async def client(port: int, body: bytes, count: int, latencies: list[float], errors: list[str]) -> None:

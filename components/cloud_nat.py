@@ -16,7 +16,7 @@ from typing import TypedDict
 import pulumi
 import pulumi_gcp as gcp
 
-from components.settings import ConfigError
+from config.settings import ConfigError
 
 # Errors only: enough to see egress dropped for want of NAT ports, without logging every connection.
 LOG_FILTER = "ERRORS_ONLY"

@@ -10,8 +10,8 @@ import pulumi
 import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
-from components.kubeconfig import exec_plugin_kubeconfig
-from components.settings import Security
+from builders.kubeconfig import exec_plugin_kubeconfig
+from config.settings import Security
 
 # What GKE nodes need project-wide and nothing more: write logs and metrics. Image reads are granted on the
 # one Artifact Registry repository (see `image_repository`), not on every repository of the project.
@@ -140,10 +140,54 @@ class GkeCluster(pulumi.ComponentResource):
         super().__init__("meshburst:gke:GkeCluster", name, None, opts)
         if ("node_count" in args) == ("autoscaling" in args):
             raise ValueError(f"GkeCluster {name}: give exactly one of node_count or autoscaling")
-        child = pulumi.ResourceOptions(parent=self)
         security = args.get("security") or Security()
         labels = resource_labels(pulumi.get_organization() or "organization", pulumi.get_stack(), pulumi.get_project())
 
+        node_account, role_grants = self._node_account(name, args)
+        cluster = self._cluster(name, args, security, labels)
+        pool = self._pool(name, args, cluster, node_account, role_grants, labels)
+
+        self.cluster_name = cluster.name
+        self.endpoint = cluster.endpoint
+        self.private_endpoint = cluster.private_cluster_config.apply(
+            lambda config: _private_endpoint(config, gke_name(name))
+        )
+        self.ca_certificate = cluster.master_auth.cluster_ca_certificate
+        self.subnetwork = cluster.subnetwork
+        self.pod_cidr = cluster.cluster_ipv4_cidr
+        self.node_tag = gke_name(name)
+        self.api_access = api_access(security.api_authorized_networks)
+        if not security.api_authorized_networks:
+            # Loud in every preview and up: the open endpoint is a choice the user should see each time.
+            pulumi.log.warn(f"{gke_name(name)}: the API server's public endpoint is {self.api_access}", resource=self)
+        self.kubeconfig = pulumi.Output.secret(
+            pulumi.Output.all(cluster.name, cluster.endpoint, self.ca_certificate).apply(
+                lambda parts: exec_plugin_kubeconfig(*parts)
+            )
+        )
+        self.provider = k8s.Provider(
+            f"{name}-k8s",
+            kubeconfig=self.kubeconfig,
+            # Workloads need nodes, and private nodes need NAT to pull images: nothing is applied before both.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[pool, *args.get("egress", [])]),
+        )
+        self.register_outputs(
+            {
+                "clusterName": self.cluster_name,
+                "endpoint": self.endpoint,
+                "privateEndpoint": self.private_endpoint,
+                "podCidr": self.pod_cidr,
+                "nodeTag": self.node_tag,
+                "apiAccess": self.api_access,
+                "kubeconfig": self.kubeconfig,
+            }
+        )
+
+    def _node_account(
+        self, name: str, args: GkeClusterArgs
+    ) -> tuple[gcp.serviceaccount.Account, list[pulumi.Resource]]:
+        """The nodes' own service account and its grants: node duties, and reading images from the one repository."""
+        child = pulumi.ResourceOptions(parent=self)
         # Nodes run as their own service account, not the project's default compute account (Editor).
         node_account = gcp.serviceaccount.Account(
             f"{name}-nodes",
@@ -171,8 +215,14 @@ class GkeCluster(pulumi.ComponentResource):
                 opts=child,
             )
         )
+        return node_account, role_grants
 
-        cluster = gcp.container.Cluster(
+    def _cluster(
+        self, name: str, args: GkeClusterArgs, security: Security, labels: dict[str, str]
+    ) -> gcp.container.Cluster:
+        """The cluster: VPC-native, private nodes, workload identity, shielded nodes, and the opt-ins asked for."""
+        child = pulumi.ResourceOptions(parent=self)
+        return gcp.container.Cluster(
             f"{name}-cluster",
             name=gke_name(name),
             project=args["project"],
@@ -235,9 +285,19 @@ class GkeCluster(pulumi.ComponentResource):
             opts=child,
         )
 
+    def _pool(
+        self,
+        name: str,
+        args: GkeClusterArgs,
+        cluster: gcp.container.Cluster,
+        node_account: gcp.serviceaccount.Account,
+        role_grants: list[pulumi.Resource],
+        labels: dict[str, str],
+    ) -> gcp.container.NodePool:
+        """The managed node pool: a fixed size, or autoscaling between bounds."""
         node_count = args.get("node_count")
         autoscaling = args.get("autoscaling")
-        pool = gcp.container.NodePool(
+        return gcp.container.NodePool(
             f"{name}-pool",
             project=args["project"],
             location=args["zone"],
@@ -279,40 +339,4 @@ class GkeCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(
                 parent=self, depends_on=role_grants, ignore_changes=["initialNodeCount"] if autoscaling else None
             ),
-        )
-
-        self.cluster_name = cluster.name
-        self.endpoint = cluster.endpoint
-        self.private_endpoint = cluster.private_cluster_config.apply(
-            lambda config: _private_endpoint(config, gke_name(name))
-        )
-        self.ca_certificate = cluster.master_auth.cluster_ca_certificate
-        self.subnetwork = cluster.subnetwork
-        self.pod_cidr = cluster.cluster_ipv4_cidr
-        self.node_tag = gke_name(name)
-        self.api_access = api_access(security.api_authorized_networks)
-        if not security.api_authorized_networks:
-            # Loud in every preview and up: the open endpoint is a choice the user should see each time.
-            pulumi.log.warn(f"{gke_name(name)}: the API server's public endpoint is {self.api_access}", resource=self)
-        self.kubeconfig = pulumi.Output.secret(
-            pulumi.Output.all(cluster.name, cluster.endpoint, self.ca_certificate).apply(
-                lambda parts: exec_plugin_kubeconfig(*parts)
-            )
-        )
-        self.provider = k8s.Provider(
-            f"{name}-k8s",
-            kubeconfig=self.kubeconfig,
-            # Workloads need nodes, and private nodes need NAT to pull images: nothing is applied before both.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[pool, *args.get("egress", [])]),
-        )
-        self.register_outputs(
-            {
-                "clusterName": self.cluster_name,
-                "endpoint": self.endpoint,
-                "privateEndpoint": self.private_endpoint,
-                "podCidr": self.pod_cidr,
-                "nodeTag": self.node_tag,
-                "apiAccess": self.api_access,
-                "kubeconfig": self.kubeconfig,
-            }
         )

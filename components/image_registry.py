@@ -15,7 +15,7 @@ import pulumi
 import pulumi_docker_build as docker_build
 import pulumi_gcp as gcp
 
-from components.images import IMAGE_SPECS, REPOSITORY_ID, image_tag
+from builders.images import IMAGE_SPECS, REPOSITORY_ID, image_tag
 
 
 def repository_path(project: str, region: str) -> str:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TypedDict
 
 import pulumi
 import pulumi_gcp as gcp
 
-from components.istio_core import child_waiting_for, install_istio_core
-from components.istio_values import (
-    APPS_NAMESPACE,
+from builders.istio import (
     EASTWEST_GATEWAY,
     INGRESS_GATEWAY,
     base_values,
@@ -18,7 +17,8 @@ from components.istio_values import (
     ingress_gateway_values,
     istiod_primary_values,
 )
-from components.k8s_objects import custom_resource, istio_release
+from resources.istio_install import child_waiting_for, install_istio_core
+from resources.kubernetes import custom_resource, istio_release
 
 
 class IstioControlPlaneArgs(TypedDict):
@@ -36,6 +36,10 @@ class IstioControlPlaneArgs(TypedDict):
     """Region of the cluster; both addresses are regional."""
     subnetwork: pulumi.Input[str]
     """The cluster's subnetwork, where istiod's internal address is reserved."""
+    apps_namespace: str
+    """The apps' namespace, created with sidecar injection on."""
+    ingress_ports: Mapping[str, int]
+    """Ports the apps serve on at the public ingress gateway (port name -> port)."""
 
 
 class IstioControlPlane(pulumi.ComponentResource):
@@ -82,6 +86,7 @@ class IstioControlPlane(pulumi.ComponentResource):
             args["network"],
             base_values(remote=False),
             istiod_primary_values(args["cluster"], args["mesh_id"], args["network"]),
+            args["apps_namespace"],
         )
         # Gateways are injected by istiod's webhook, so they come after istiod is ready.
         ingress = istio_release(
@@ -89,7 +94,7 @@ class IstioControlPlane(pulumi.ComponentResource):
             INGRESS_GATEWAY,
             "gateway",
             version,
-            ingress_gateway_values(ingress_ip.address),
+            ingress_gateway_values(ingress_ip.address, args["ingress_ports"]),
             child_waiting_for(self, core.istiod),
         )
         eastwest = istio_release(
@@ -105,7 +110,7 @@ class IstioControlPlane(pulumi.ComponentResource):
 
         self.istiod_address = istiod_ip.address
         self.ingress_ip = ingress_ip.address
-        self.apps_namespace = APPS_NAMESPACE
+        self.apps_namespace = args["apps_namespace"]
         # Apps depend on these: the namespace exists and the ingress gateway is there to bind Gateways to.
         self.ready = [core.apps_namespace, ingress]
         self.register_outputs({"istiodAddress": self.istiod_address, "ingressIp": self.ingress_ip, "ready": self.ready})

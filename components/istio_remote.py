@@ -6,8 +6,8 @@ from typing import TypedDict
 
 import pulumi
 
-from components.istio_core import install_istio_core
-from components.istio_values import APPS_NAMESPACE, base_values, istiod_remote_values
+from builders.istio import base_values, istiod_remote_values
+from resources.istio_install import install_istio_core
 
 
 class IstioRemoteArgs(TypedDict):
@@ -23,6 +23,8 @@ class IstioRemoteArgs(TypedDict):
     """Istio network name shared with the primary."""
     remote_pilot_address: pulumi.Input[str]
     """The primary's east-west gateway address, where istiod is reached."""
+    apps_namespace: str
+    """The apps' namespace, created with sidecar injection on."""
 
 
 class IstioRemote(pulumi.ComponentResource):
@@ -42,9 +44,10 @@ class IstioRemote(pulumi.ComponentResource):
             args["network"],
             base_values(remote=True),
             istiod_remote_values(args["cluster"], args["mesh_id"], args["network"], args["remote_pilot_address"]),
+            args["apps_namespace"],
             system_annotations={"topology.istio.io/controlPlaneClusters": args["control_plane_cluster"]},
         )
         self.istiod = core.istiod
-        self.apps_namespace = APPS_NAMESPACE
+        self.apps_namespace = args["apps_namespace"]
         self.ready = [core.apps_namespace]
         self.register_outputs({"appsNamespace": self.apps_namespace, "istiod": self.istiod, "ready": self.ready})

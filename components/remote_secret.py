@@ -9,8 +9,8 @@ from typing import TypedDict
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.istio_values import ISTIO_NAMESPACE
-from components.kubeconfig import token_kubeconfig
+from builders.istio import ISTIO_NAMESPACE
+from builders.kubeconfig import token_kubeconfig
 
 # Created by the `base` chart (enableReaderRBAC) with read-only cluster access for istiod.
 READER_SERVICE_ACCOUNT = "istio-reader-service-account"

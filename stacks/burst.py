@@ -8,6 +8,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from apps.contract import APPS_NAMESPACE
 from apps.worker.component import BurstWorkers
 from components.cloud_nat import same_region_gate
 from components.gke_cluster import GkeCluster
@@ -15,7 +16,7 @@ from components.image_registry import repository_path
 from components.istio_remote import IstioRemote
 from components.mesh_firewall import MeshFirewall
 from components.remote_secret import RemoteSecret
-from components.settings import ConfigError, Settings
+from config.settings import ConfigError, Settings
 
 PRIMARY_CLUSTER = "primary"
 # Settings both stacks must share: (primary output, config key, what the burst stack's settings say).
@@ -110,6 +111,7 @@ def build_burst(settings: Settings) -> dict[str, Any]:
             "mesh_id": settings.mesh_id,
             "network": settings.mesh_network,
             "remote_pilot_address": from_primary("istiodAddress"),
+            "apps_namespace": APPS_NAMESPACE,
         },
         opts=pulumi.ResourceOptions.merge(gated, pulumi.ResourceOptions(providers={"kubernetes": cluster.provider})),
     )

@@ -6,6 +6,7 @@ from typing import Any
 
 import pulumi
 
+from apps.contract import APPS_NAMESPACE, HASHR_PORT, INGRESS_PORTS
 from apps.shark.component import SharkCanary
 from apps.worker.component import HashrApp
 from apps.worker.split import WorkerSplit
@@ -13,9 +14,8 @@ from components.cloud_nat import CloudNat
 from components.gke_cluster import GkeCluster
 from components.image_registry import ImageRegistry
 from components.istio_control_plane import IstioControlPlane
-from components.istio_values import HASHR_PORT
 from components.observability import ObservabilityAddons
-from components.settings import Settings
+from config.settings import Settings
 
 
 def build_primary(settings: Settings) -> dict[str, Any]:
@@ -65,6 +65,8 @@ def build_primary(settings: Settings) -> dict[str, Any]:
             "project": settings.project,
             "region": settings.region,
             "subnetwork": cluster.subnetwork,
+            "apps_namespace": APPS_NAMESPACE,
+            "ingress_ports": INGRESS_PORTS,
         },
         opts=in_cluster,
     )

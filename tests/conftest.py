@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pulumi.runtime.settings import reset_options
 
-from tests.harness import Run, run_both
+from tools.mockrun import Run, run_both
 
 
 @pytest.fixture(autouse=True)

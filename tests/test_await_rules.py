@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.harness import FAKE_ADDRESSES, Run
+from tools.mockrun import Run
 
 SERVICE = "kubernetes:core/v1:Service"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
@@ -51,28 +51,3 @@ def test_no_stack_reads_objects_it_creates(primary_run: Run, burst_run: Run):
     # The one read is the burst stack's StackReference: the other stack's outputs, by design.
     reads = [(run.stack, r.type) for run in (primary_run, burst_run) for r in run.resources if r.read]
     assert reads == [("burst", "pulumi:pulumi:StackReference")]
-
-
-def test_istiod_and_ingress_addresses_are_reserved_and_pinned(primary_run: Run):
-    istiod = primary_run.one("gcp:compute/address:Address", "istio-istiod-address")
-    assert {k: istiod.get(k) for k in ("name", "addressType", "region", "subnetwork", "project")} == {
-        "name": "meshburst-istiod",
-        "addressType": "INTERNAL",
-        "region": "us-west1",
-        "subnetwork": "default",
-        "project": "meshburst-test-123",
-    }
-    ingress = primary_run.one("gcp:compute/address:Address", "istio-ingress-address")
-    assert {k: ingress.get(k) for k in ("name", "addressType", "region", "networkTier")} == {
-        "name": "meshburst-ingress",
-        "addressType": "EXTERNAL",
-        "region": "us-west1",
-        "networkTier": "PREMIUM",
-    }
-    releases = {r.get("name"): r for r in primary_run.of_type("kubernetes:helm.sh/v3:Release")}
-    eastwest, gateway = releases["istio-eastwestgateway"], releases["istio-ingressgateway"]
-    assert eastwest.get("values")["service"]["loadBalancerIP"] == FAKE_ADDRESSES["meshburst-istiod"]
-    assert gateway.get("values")["service"]["loadBalancerIP"] == FAKE_ADDRESSES["meshburst-ingress"]
-    assert istiod.urn in primary_run.created_before(eastwest) and ingress.urn in primary_run.created_before(gateway)
-    assert primary_run.outputs["istiodAddress"] == FAKE_ADDRESSES["meshburst-istiod"]
-    assert primary_run.outputs["sharkUrl"] == f"http://{FAKE_ADDRESSES['meshburst-ingress']}/"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from policy.exceptions import WAIVERS
-from tests.gates import (
+from tests.support.gates import (
     ROOT,
     chart_key_findings,
     checkov_results,

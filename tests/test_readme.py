@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
-from components.settings import DEFAULTS
+from config.settings import DEFAULTS
+from tests.support.paths import ROOT
 from tools.mockrun import Run
 
-ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 
 

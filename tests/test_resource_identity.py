@@ -8,13 +8,13 @@ registered before the modules were reorganised.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
-from tests.harness import Run, run_both
+from tests.support.paths import DATA
+from tools.mockrun import Run, run_both
 
-BEFORE = json.loads((Path(__file__).parent / "data" / "urns-396f62d.json").read_text())["runs"]
+BEFORE = json.loads((DATA / "urns-396f62d.json").read_text())["runs"]
 CONFIGS = {"default": {}, "auto": {"burstMode": "auto"}}
 
 # Old URN suffix (type::name) -> why it is gone on purpose.

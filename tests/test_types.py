@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.paths import ROOT
 
 
 def mypy(source: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:

@@ -32,7 +32,7 @@ from pulumi.runtime.settings import reset_options
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from components.settings import default_primary_stack
+from config.settings import default_primary_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 MAIN = ROOT / "__main__.py"
@@ -320,6 +320,16 @@ def full_key(key: str) -> str:
     return key if ":" in key else f"meshburst:{key}"
 
 
+def _end_pending_tasks() -> None:
+    loop = asyncio.get_event_loop()
+    # The run's error is raised as RunFailed; the futures still holding it would each log it again.
+    loop.set_exception_handler(lambda _loop, _context: None)
+    pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in pending:
+        task.cancel()
+    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+
+
 def run_stack(
     stack: str,
     config: Mapping[str, Any] | None = None,
@@ -349,9 +359,10 @@ def run_stack(
     try:
         _sync_await(run_pulumi_func(lambda: runpy.run_path(str(MAIN), run_name="__main__")))
     except BaseException as error:
-        # A failed run leaves futures holding the error; collect them now. Collected later, their finalizers
-        # may run inside an unrelated compile(), which CPython 3.11 breaks with "AST constructor recursion
-        # depth mismatch" (the suite's end, when pytest rewrites a lazily imported module).
+        # A failed run leaves registrations waiting on the error: end them and collect them now. Left to a
+        # later garbage collection, their finalizers may run inside an unrelated compile(), which CPython 3.11
+        # breaks with "AST constructor recursion depth mismatch" (pytest rewriting a module at the suite's end).
+        _end_pending_tasks()
         gc.collect()
         raise RunFailed(error, monitor.records) from error
     outputs: dict[str, Any] = {}

@@ -41,7 +41,7 @@ from typing import Any
 
 import yaml
 
-from components.settings import DEFAULTS, ROLES, default_primary_stack
+from config.settings import DEFAULTS, ROLES, default_primary_stack
 from tools.mockrun import (
     KNOWN_AFTER_APPLY,
     OFFLINE_ORGANIZATION,

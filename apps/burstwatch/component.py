@@ -8,7 +8,8 @@ from typing import TypedDict
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.workload import Resources, WorkloadSpec, register_workload
+from builders.workloads import Resources, WorkloadSpec
+from resources.kubernetes import register_workload
 
 NAME = "burstwatch"
 PORT = 8080

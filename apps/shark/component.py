@@ -7,10 +7,12 @@ from typing import TypedDict
 
 import pulumi
 
-from components.istio_values import SHARK_PORT, http_gateway
-from components.k8s_objects import custom_resource
-from components.weighted_route import HeaderOverride, RouteSpec, WeightedRoute
-from components.workload import FROM_ISTIO_SYSTEM, Resources, WorkloadSpec, register_workload, service, service_manifest
+from apps.contract import SHARK_PORT
+from builders.istio import http_gateway
+from builders.routes import HeaderOverride, RouteSpec
+from builders.workloads import FROM_ISTIO_SYSTEM, Resources, WorkloadSpec, service_manifest
+from components.weighted_route import WeightedRoute
+from resources.kubernetes import custom_resource, register_workload, service
 
 APP = "shark"
 PORT = 8080

@@ -10,6 +10,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from apps.contract import HASHR_PORT
 from apps.worker.contract import (
     BURST_PREFIX,
     CLUSTER_TYPE_LABEL,
@@ -25,19 +26,17 @@ from apps.worker.contract import (
     WORKER_SERVICE,
     WORKER_URL,
 )
-from components.istio_values import HASHR_PORT, ISTIO_API, http_gateway
-from components.k8s_objects import custom_resource
-from components.workload import (
+from builders.istio import ISTIO_API, http_gateway
+from builders.workloads import (
     FROM_ISTIO_SYSTEM,
     SKIP_AWAIT,
     Resources,
     WorkloadSpec,
     from_cidr,
     from_pods,
-    register_workload,
-    service,
     service_manifest,
 )
+from resources.kubernetes import custom_resource, register_workload, service
 
 # The official image. It runs as any uid: started as non-root, its entrypoint skips the switch to `redis`.
 REDIS_IMAGE = "redis:7.4.2-alpine"

@@ -20,7 +20,8 @@ from apps.worker.contract import (
     WORKER_ROUTE,
     WORKER_SERVICE,
 )
-from components.weighted_route import RouteSpec, WeightedRoute
+from builders.routes import RouteSpec
+from components.weighted_route import WeightedRoute
 
 MODES = ("manual", "auto")
 
