@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,8 @@ IMAGE_SPECS: tuple[ImageSpec, ...] = (
 )
 IMAGE_NAMES: tuple[str, ...] = tuple(spec.name for spec in IMAGE_SPECS)
 REPOSITORY_ID = "meshburst"
+SHARED_CONTEXTS: Mapping[str, str] = MappingProxyType({"lib": "apps/lib"})
+"""Named build contexts every image may copy from (`COPY --from=lib ...`): code the apps share, kept once."""
 
 
 def registry_host(region: str) -> str:

@@ -15,7 +15,7 @@ import pulumi
 import pulumi_docker_build as docker_build
 import pulumi_gcp as gcp
 
-from builders.images import IMAGE_SPECS, REPOSITORY_ID, image_tag
+from builders.images import IMAGE_SPECS, REPOSITORY_ID, SHARED_CONTEXTS, image_tag
 
 
 def repository_path(project: str, region: str) -> str:
@@ -74,7 +74,10 @@ class ImageRegistry(pulumi.ComponentResource):
             context = APPS_DIR / spec.app
             image = docker_build.Image(
                 f"{name}-{spec.name}",
-                context=docker_build.BuildContextArgs(location=context.as_posix()),
+                context=docker_build.BuildContextArgs(
+                    location=context.as_posix(),
+                    named={name: docker_build.ContextArgs(location=path) for name, path in SHARED_CONTEXTS.items()},
+                ),
                 dockerfile=docker_build.DockerfileArgs(location=(context / "Dockerfile").as_posix()),
                 build_args=dict(spec.build_args),
                 # GKE nodes are amd64: explicit, so a build on an arm laptop still runs there.

@@ -10,6 +10,9 @@ def test_images_are_built_from_apps_and_pushed(primary_run: Run):
     assert set(images) == {f"images-{n}" for n in ("shark-v1", "shark-v2", "worker", "frontend", "burstwatch")}
     v2 = images["images-shark-v2"]
     assert v2.get("context.location") == "apps/shark"
+    # Shared code (apps/lib) is a named context every Dockerfile copies from, not a copy in each app.
+    for image in images.values():
+        assert image.get("context.named") == {"lib": {"location": "apps/lib"}}
     assert v2.get("dockerfile.location") == "apps/shark/Dockerfile"
     assert v2.get("buildArgs") == {"SHARK_VERSION": "v2"}
     assert v2.get("tags") == ["us-west1-docker.pkg.dev/meshburst-test-123/meshburst/shark-v2:latest"]

@@ -10,11 +10,12 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import httpx
 
+from builders.images import SHARED_CONTEXTS
 from tests.support.paths import ROOT
 
 
@@ -153,6 +154,19 @@ def dockerfile_command(app_dir: str) -> list[str]:
     raise ValueError(f"{app_dir}/Dockerfile has no exec-form CMD")
 
 
+def dockerfile_named_contexts(app_dir: str) -> list[str]:
+    """The named build contexts an app's Dockerfile copies from (`COPY --from=<name> ...`)."""
+    found = []
+    for line in (ROOT / app_dir / "Dockerfile").read_text().splitlines():
+        words = line.split()
+        if words[:1] == ["COPY"] and words[1].startswith("--from="):
+            name = words[1].removeprefix("--from=")
+            if name not in SHARED_CONTEXTS:
+                raise ValueError(f"{app_dir}/Dockerfile copies from {name!r}, not a context of {dict(SHARED_CONTEXTS)}")
+            found.append(name)
+    return found
+
+
 class DockerfileApp(Process):
     """An app from apps/ started with its Dockerfile's own CMD, from its directory, on a free loopback port.
 
@@ -183,11 +197,20 @@ class DockerfileApp(Process):
             if flag in argv:
                 argv[argv.index(flag) + 1] = value
         self.argv = argv
+        # The image copies shared code from named build contexts into its own folder; here it is imported
+        # from where it lives.
+        shared = os.pathsep.join(str(ROOT / SHARED_CONTEXTS[c]) for c in dockerfile_named_contexts(app_dir))
         super().__init__(
             name,
             argv,
             log_dir,
-            env={"PYTHONDONTWRITEBYTECODE": "1", "HOST": "127.0.0.1", "PORT": str(self.port), **(env or {})},
+            env={
+                "PYTHONDONTWRITEBYTECODE": "1",
+                "HOST": "127.0.0.1",
+                "PORT": str(self.port),
+                **({"PYTHONPATH": shared} if shared else {}),
+                **(env or {}),
+            },
             cwd=ROOT / app_dir,
         )
         if wait:
@@ -281,3 +304,18 @@ class PrometheusServer(Process):
         except TimeoutError:
             self.stop()
             raise RuntimeError(f"prometheus did not start:\n{self.log()}") from None
+
+
+def memory_growth_under(
+    client: httpx.Client, server: DockerfileApp, requests: Sequence[tuple[str, str, dict, bytes]], count: int = 2_000
+) -> int:
+    """Resident memory a server gains over `count` more of `requests` (after 200 to warm up); none may be a 5xx."""
+    for i in range(200):
+        method, path, headers, body = requests[i % len(requests)]
+        client.request(method, path, headers=headers, content=body)
+    before = server.rss_bytes()
+    for i in range(count):
+        method, path, headers, body = requests[i % len(requests)]
+        status = client.request(method, path, headers=headers, content=body).status_code
+        assert status < 500, (method, path[:40], status)
+    return server.rss_bytes() - before

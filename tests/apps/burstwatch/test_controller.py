@@ -18,7 +18,14 @@ from apps.worker.split import burstwatch_args, worker_route
 from builders.routes import virtual_service_manifest
 from tests.support.fake_mesh import FakeKubeApi, RateExporter
 from tests.support.paths import ROOT
-from tests.support.servers import DockerfileApp, PrometheusServer, dockerfile_command, stopped_cleanly, wait_until
+from tests.support.servers import (
+    DockerfileApp,
+    PrometheusServer,
+    dockerfile_command,
+    memory_growth_under,
+    stopped_cleanly,
+    wait_until,
+)
 
 VS_PATH = "/apis/networking.istio.io/v1/namespaces/meshburst/virtualservices/worker-split"
 FAST = {"INTERVAL_SECONDS": "0.5", "WINDOW": "4s", "MIN_DWELL_SECONDS": "2", "HIGH_RPS": "15", "LOW_RPS": "10"}
@@ -240,14 +247,7 @@ def test_bad_input_battery_is_never_a_5xx_and_memory_stays_flat(mesh, tmp_path):
         for method, path, headers, body in BAD_REQUESTS:
             response = client.request(method, path, headers=headers, content=body)
             assert response.status_code < 500, (method, path[:40], response.status_code)
-        for i in range(200):
-            method, path, headers, body = BAD_REQUESTS[i % len(BAD_REQUESTS)]
-            client.request(method, path, headers=headers, content=body)
-        before = controller.rss_bytes()
-        for i in range(2000):
-            method, path, headers, body = BAD_REQUESTS[i % len(BAD_REQUESTS)]
-            assert client.request(method, path, headers=headers, content=body).status_code < 500
-        growth = controller.rss_bytes() - before
+        growth = memory_growth_under(client, controller, BAD_REQUESTS)
         assert growth < 4 * 1024 * 1024, f"RSS grew by {growth / 1024:.0f} KiB over 2,000 bad requests"
         assert kube.patches() == []
         assert "Traceback" not in controller.log()

@@ -8,8 +8,8 @@ the body within BODY_TIMEOUT_SECONDS of the headers. Past a deadline the connect
 
 Use it with `uvicorn --http httpguard:GuardedHttpTools` or `uvicorn.run(..., http=GuardedHttpTools)`;
 the limits come from the environment, read at import (a bad value stops the process, naming it). It
-depends on uvicorn only, so each image's build context carries the same copy (apps/worker has the
-original; tests/apps/test_http_guard.py keeps the copies identical).
+depends on uvicorn only; every image copies it from the named build context `lib` (apps/lib), so there is
+one copy (builders/images.py: SHARED_CONTEXTS).
 """
 
 from __future__ import annotations
