@@ -100,24 +100,32 @@ def chart_key_findings(release_inputs: Iterable[Mapping[str, Any]]) -> list[str]
     return findings
 
 
-def checkov_results(objs: Iterable[Mapping[str, Any]], work: Path) -> dict[str, Any]:
-    """checkov's Kubernetes checks on the manifests: {'failed': [(check, resource)], 'skipped': [...]}."""
+def run_checkov(folder: Path, framework: str) -> dict[str, Any]:
+    """checkov's JSON report on a folder, offline. No report at all is an error, never an empty pass."""
     if not CHECKOV.exists():
         raise RuntimeError("checkov is not installed: run scripts/test.sh (it keeps checkov in .venv-checkov)")
-    work.mkdir(parents=True, exist_ok=True)
-    for i, obj in enumerate(o for o in objs if not is_istio(o)):
-        (work / f"{i:03d}-{obj['kind']}-{obj['metadata'].get('name')}.yaml").write_text(yaml.safe_dump(dict(obj)))
     # Offline: no download of Prisma Cloud guidelines or mappings.
     env = {**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false"}
     done = subprocess.run(
-        [str(CHECKOV), "-d", str(work), "--framework", "kubernetes", "--skip-download", "-o", "json"],
+        [str(CHECKOV), "-d", str(folder), "--framework", framework, "--skip-download", "-o", "json"],
         capture_output=True,
         text=True,
         env=env,
         timeout=300,
         check=False,
     )
-    report = json.loads(done.stdout[done.stdout.find("{") :]) if "{" in done.stdout else {}
+    if "{" not in done.stdout:
+        raise RuntimeError(f"checkov printed no report (exit {done.returncode}): {done.stderr[-2000:]}")
+    report: dict[str, Any] = json.loads(done.stdout[done.stdout.find("{") :])
+    return report
+
+
+def checkov_results(objs: Iterable[Mapping[str, Any]], work: Path) -> dict[str, Any]:
+    """checkov's Kubernetes checks on the manifests: {'failed': [(check, resource)], 'skipped': [...]}."""
+    work.mkdir(parents=True, exist_ok=True)
+    for i, obj in enumerate(o for o in objs if not is_istio(o)):
+        (work / f"{i:03d}-{obj['kind']}-{obj['metadata'].get('name')}.yaml").write_text(yaml.safe_dump(dict(obj)))
+    report = run_checkov(work, "kubernetes")
     results = report.get("results", {})
     return {
         "summary": report.get("summary", {}),

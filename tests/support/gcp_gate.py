@@ -9,15 +9,13 @@ checks. A skip that matches nothing is a finding too, so the list cannot outlive
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from policy.gcp_controls import SKIPS, Skip, opt_in_skips
-from tests.support.gates import CHECKOV
+from tests.support.gates import run_checkov
 from tools.mockrun import Run
 from tools.tf_json import TERRAFORM_TYPES, terraform_json
 
@@ -62,24 +60,10 @@ def _names_by_resource(document: Mapping[str, Any]) -> dict[str, str]:
 
 def checkov_verdicts(document: Mapping[str, Any], work: Path) -> list[Verdict]:
     """checkov's Terraform checks on one Terraform JSON document: one verdict per (check, resource)."""
-    if not CHECKOV.exists():
-        raise RuntimeError("checkov is not installed: run scripts/test.sh (it keeps checkov in .venv-checkov)")
     work.mkdir(parents=True, exist_ok=True)
     (work / "meshburst.tf.json").write_text(json.dumps(document, indent=1))
     types = _names_by_resource(document)
-    # Offline: no download of Prisma Cloud guidelines or mappings.
-    env = {**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false"}
-    done = subprocess.run(
-        [str(CHECKOV), "-d", str(work), "--framework", "terraform_json", "--skip-download", "-o", "json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
-    if "{" not in done.stdout:
-        raise RuntimeError(f"checkov printed no report (exit {done.returncode}): {done.stderr[-2000:]}")
-    report = json.loads(done.stdout[done.stdout.find("{") :])
+    report = run_checkov(work, "terraform_json")
     if report["summary"].get("parsing_errors"):
         raise RuntimeError(f"checkov could not parse the Terraform JSON: {report['results'].get('parsing_errors')}")
     verdicts = []
