@@ -15,26 +15,12 @@ one copy (builders/images.py: SHARED_CONTEXTS).
 from __future__ import annotations
 
 import asyncio
-import os
 from dataclasses import dataclass
 
+from envvars import env_int, env_seconds
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 STATUS_TEXT = {431: b"Request Header Fields Too Large"}
-
-
-def _env_number(name: str, default: float, low: float, high: float, whole: bool = False) -> float:
-    raw = os.environ.get(name)
-    if raw is None:
-        return default
-    kind = "a whole number" if whole else "a number of seconds"
-    try:
-        value = int(raw) if whole else float(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw[:40]!r} is not {kind} (allowed: {low:g}..{high:g})") from None
-    if not low <= value <= high:  # also refuses NaN
-        raise ValueError(f"{name}={raw[:40]!r} is out of range (allowed: {low:g}..{high:g})")
-    return value
 
 
 @dataclass(frozen=True)
@@ -49,10 +35,10 @@ class Limits:
         """HEADER_TIMEOUT_SECONDS (10), BODY_TIMEOUT_SECONDS (15), IDLE_TIMEOUT_SECONDS (5, between requests on
         a kept-alive connection: pass it to uvicorn as timeout_keep_alive), MAX_HEADER_BYTES (16384)."""
         return cls(
-            header_timeout=_env_number("HEADER_TIMEOUT_SECONDS", 10, 0.1, 300),
-            body_timeout=_env_number("BODY_TIMEOUT_SECONDS", 15, 0.1, 600),
-            idle_timeout=_env_number("IDLE_TIMEOUT_SECONDS", 5, 0.1, 300),
-            max_header_bytes=int(_env_number("MAX_HEADER_BYTES", 16 * 1024, 1024, 1024 * 1024, whole=True)),
+            header_timeout=env_seconds("HEADER_TIMEOUT_SECONDS", 10, 0.1, 300),
+            body_timeout=env_seconds("BODY_TIMEOUT_SECONDS", 15, 0.1, 600),
+            idle_timeout=env_seconds("IDLE_TIMEOUT_SECONDS", 5, 0.1, 300),
+            max_header_bytes=env_int("MAX_HEADER_BYTES", 16 * 1024, 1024, 1024 * 1024),
         )
 
 

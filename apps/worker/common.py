@@ -48,24 +48,6 @@ def redis_url(value: str | None = None) -> str:
     return raw if "://" in raw else f"redis://{raw}"
 
 
-def env_int(name: str, default: int, low: int, high: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{name}={clip(raw)!r} is not a whole number (allowed: {low}..{high})") from None
-    if not low <= value <= high:
-        raise ValueError(f"{name}={value} is out of range (allowed: {low}..{high})")
-    return value
-
-
-def clip(text: str, limit: int = 40) -> str:
-    """A bounded excerpt of untrusted text for an error message: input is never echoed whole."""
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
-
-
 def _no_constant(name: str) -> float:
     raise ValueError(f"{name} is not valid JSON")
 

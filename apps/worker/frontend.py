@@ -36,14 +36,13 @@ from common import (
     STREAM,
     STREAM_FIELD,
     BodyTooLarge,
-    clip,
-    env_int,
     parse_json,
     parse_result,
     read_body,
     redis_url,
 )
 from contract import BURST_PREFIX, WORKER_URL
+from envvars import clip, env_int
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError

@@ -13,8 +13,8 @@ import os
 import sys
 
 import uvicorn
-from common import env_int
 from contract import FRONTEND_PORT, WORKER_PORT
+from envvars import env_int
 from httpguard import GuardedHttpTools
 
 PORTS = {"worker": WORKER_PORT, "frontend": FRONTEND_PORT}

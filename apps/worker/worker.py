@@ -19,13 +19,12 @@ from common import (
     STREAM_FIELD,
     STREAM_MAXLEN,
     BodyTooLarge,
-    clip,
-    env_int,
     parse_json,
     read_body,
     redis_url,
     result_message,
 )
+from envvars import clip, env_int
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError

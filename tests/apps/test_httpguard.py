@@ -17,7 +17,7 @@ from tests.support.servers import ROOT, DockerfileApp, dockerfile_command, memor
 @pytest.mark.parametrize("app", ["shark", "burstwatch", "worker"])
 def test_every_image_copies_the_one_guard_from_the_shared_context(app):
     copies = [line.split() for line in (ROOT / "apps" / app / "Dockerfile").read_text().splitlines()]
-    assert ["COPY", "--from=lib", "httpguard.py", "./"] in copies
+    assert ["COPY", "--from=lib", "httpguard.py", "envvars.py", "./"] in copies
     assert not (ROOT / "apps" / app / "httpguard.py").exists(), "one copy, in apps/lib"
 
 
