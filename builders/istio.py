@@ -8,10 +8,10 @@ from typing import Any
 
 import pulumi
 
+from apps.lib.meshroute import ISTIO_API  # the API version of every Istio object meshburst writes
+
 ISTIO_CHART_REPO = "https://istio-release.storage.googleapis.com/charts"
 ISTIO_NAMESPACE = "istio-system"
-# The API version of every Istio object meshburst writes.
-ISTIO_API = "networking.istio.io/v1"
 INGRESS_GATEWAY = "istio-ingressgateway"
 EASTWEST_GATEWAY = "istio-eastwestgateway"
 ISTIOD_HOST = f"istiod.{ISTIO_NAMESPACE}.svc.cluster.local"

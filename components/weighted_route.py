@@ -8,10 +8,10 @@ import pulumi
 
 from builders.routes import (
     PATCH_FORCE,
+    WEIGHTED_RULE,
     RouteSpec,
     destination_rule_manifest,
     virtual_service_manifest,
-    weighted_route_path,
 )
 from resources.kubernetes import custom_resource
 
@@ -37,7 +37,7 @@ class WeightedRoute(pulumi.ComponentResource):
         destination_rule = custom_resource(f"{name}-destination-rule", rule, child)
         ignore: list[str] = []
         if args.get("weights_owned_elsewhere"):
-            index = weighted_route_path(virtual_service)
+            index = next(i for i, rule in enumerate(virtual_service["spec"]["http"]) if rule["name"] == WEIGHTED_RULE)
             ignore = [f"spec.http[{index}].route[{i}].weight" for i in range(len(spec.subsets))]
         else:
             # Pulumi is the one writer of these weights. If something else wrote them (burstwatch before
