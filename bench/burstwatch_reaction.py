@@ -1,12 +1,13 @@
-"""burstwatch reaction time and flapping, against a real Prometheus on loopback.
+"""The route controller's burst policy: reaction time and flapping, against a real Prometheus on loopback.
 
     .venv/bin/python bench/burstwatch_reaction.py [--trials 3] [--noisy-seconds 40]
 
 A test exporter serves `istio_requests_total` (Istio's label names) growing at a rate this script sets;
-Prometheus scrapes it every --scrape seconds; the controller polls every --interval seconds and writes
-to a recording Kubernetes API stand-in. For each trial the rate jumps from 5 to 40 req/s (high 15):
+Prometheus scrapes it every --scrape seconds; the controller (apps/controller, POLICY=burst, run with its
+image's command) polls every --interval seconds and applies the route to a recording Kubernetes API stand-in
+(tests/support/fake_kube.py, through its kubeconfig). For each trial the rate jumps from 5 to 40 req/s (high 15):
   crossing visible = first moment Prometheus's own answer to the controller's query exceeds 15
-  reaction         = the controller's PATCH minus that moment (target: <= scrape + 2 x interval)
+  reaction         = the controller's apply (a PATCH) minus that moment (target: <= scrape + 2 x interval)
 Then a noisy rate around the high threshold (uniform 11..19 req/s, never under low 10) runs for
 --noisy-seconds: the split may go to burst once and must never come back (flaps = switches - 1).
 """
@@ -25,12 +26,11 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from apps.burstwatch.component import controller_env
-from apps.burstwatch.prom import build_rate_query
-from apps.worker.split import burstwatch_args, worker_route
-from builders.routes import virtual_service_manifest
-from tests.support.fake_mesh import FakeKubeApi, RateExporter
-from tests.support.servers import DockerfileApp, PrometheusServer, wait_until
+from apps.controller.burst import build_rate_query
+from apps.worker.split import burst_settings, worker_route
+from tests.support.controller_harness import ControllerHarness
+from tests.support.fake_mesh import RateExporter
+from tests.support.servers import PrometheusServer, wait_until
 
 HIGH, LOW = 15.0, 10.0
 
@@ -53,32 +53,35 @@ def main() -> None:
         parser.error("--trials must be 1..10 and --noisy-seconds 5..300")
 
     query = build_rate_query("source", "worker-service.meshburst.svc.cluster.local", "frontend", args.window)
-    env = {
-        "INTERVAL_SECONDS": str(args.interval),
-        "WINDOW": args.window,
-        "MIN_DWELL_SECONDS": "5",
-        "HIGH_RPS": str(HIGH),
-        "LOW_RPS": str(LOW),
+    # The settings the Pulumi program writes into the route's intent, with this run's window and a short dwell.
+    # fastWindow off: "crossing visible" below is the moment this one query crosses (bench/burst_end_to_end.py
+    # measures the shipped settings, fast reading included, end to end).
+    settings = {
+        **burst_settings("meshburst", HIGH, LOW),
+        "window": args.window,
+        "fastWindow": None,
+        "minDwellSeconds": 5,
     }
     with tempfile.TemporaryDirectory() as logs:
         exporter = RateExporter(rate=5.0)
-        prometheus = PrometheusServer(Path(logs), [exporter.target], scrape_interval=f"{args.scrape:g}s")
-        kube = FakeKubeApi(virtual_service_manifest(worker_route("meshburst", 0)))
-        controller = DockerfileApp(  # as the image runs it
-            "burstwatch",
-            "apps/burstwatch",
+        mesh = ControllerHarness(
             Path(logs),
-            env={
-                **controller_env(burstwatch_args("meshburst", "burstwatch", prometheus.url, HIGH, LOW)),
-                **env,
-                "KUBE_API_URL": kube.url,
-            },
+            [exporter.target],
+            "burst",
+            worker_route("meshburst", 0),
+            settings,
+            live_share=0,
+            scrape_interval=f"{args.scrape:g}s",
         )
+        prometheus = mesh.prometheus
+        assert isinstance(prometheus, PrometheusServer)
+        kube = mesh.kube
+        mesh.start(POLL_SECONDS=str(args.interval))  # as the image runs it
         reactions, totals = [], []
         try:
             time.sleep(6)
             for trial in range(args.trials):
-                patches_before = len(kube.patches())
+                patches_before = len(kube.applies())
                 changed_at = exporter.set_rate(40)
                 visible_at = wait_until(
                     lambda: prom_rate(prometheus, query) > HIGH and time.monotonic(),
@@ -86,8 +89,8 @@ def main() -> None:
                     "crossing visible in Prometheus",
                     interval=0.05,
                 )
-                wait_until(lambda before=patches_before: len(kube.patches()) > before, 30, "the switch")
-                patched_at = kube.patches()[-1].at
+                wait_until(lambda before=patches_before: len(kube.applies()) > before, 30, "the switch")
+                patched_at = kube.applies()[-1].at
                 reactions.append(patched_at - visible_at)
                 totals.append(patched_at - changed_at)
                 print(
@@ -95,20 +98,18 @@ def main() -> None:
                     f"visible -> PATCH {patched_at - visible_at:.2f} s"
                 )
                 exporter.set_rate(2)
-                wait_until(lambda: kube.weights() == (100, 0), 60, "the return")
+                wait_until(lambda: mesh.share() == 0, 60, "the return")
                 time.sleep(6)  # let the window forget the burst
 
-            switches_before = len(kube.patches())
+            switches_before = len(kube.applies())
             rng = random.Random(42)
             deadline = time.monotonic() + args.noisy_seconds
             while time.monotonic() < deadline:
                 exporter.set_rate(rng.uniform(11, 19))
                 time.sleep(0.5)
-            switches = len(kube.patches()) - switches_before
+            switches = len(kube.applies()) - switches_before
         finally:
-            controller.stop()
-            kube.stop()
-            prometheus.stop()
+            mesh.stop()
             exporter.stop()
 
     bound = args.scrape + 2 * args.interval

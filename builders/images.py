@@ -15,6 +15,8 @@ class ImageSpec:
     """Folder under apps/ holding the Dockerfile and the code."""
     build_args: Mapping[str, str] = field(default_factory=dict)
     """Docker build arguments that select what the image runs."""
+    former_names: tuple[str, ...] = ()
+    """Names it had before: its build keeps its identity in Pulumi's state (an alias), not rebuilt as new."""
 
 
 IMAGE_SPECS: tuple[ImageSpec, ...] = (
@@ -22,9 +24,13 @@ IMAGE_SPECS: tuple[ImageSpec, ...] = (
     ImageSpec("shark-v2", "shark", {"SHARK_VERSION": "v2"}),
     ImageSpec("worker", "worker", {"SERVICE": "worker"}),
     ImageSpec("frontend", "worker", {"SERVICE": "frontend"}),
-    ImageSpec("burstwatch", "burstwatch"),
+    # One controller image for both policies (canary and burst); it was burstwatch's alone.
+    ImageSpec("controller", "controller", former_names=("burstwatch",)),
 )
 IMAGE_NAMES: tuple[str, ...] = tuple(spec.name for spec in IMAGE_SPECS)
+FORMER_IMAGE_NAMES: Mapping[str, str] = MappingProxyType(
+    {former: spec.name for spec in IMAGE_SPECS for former in spec.former_names}
+)
 REPOSITORY_ID = "meshburst"
 SHARED_CONTEXTS: Mapping[str, str] = MappingProxyType({"lib": "apps/lib"})
 """Named build contexts every image may copy from (`COPY --from=lib ...`): code the apps share, kept once."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
@@ -39,3 +41,11 @@ def token_kubeconfig(name: str, endpoint: str, ca_certificate: str, token: str) 
     if not token:
         raise ValueError(f"token_kubeconfig({name!r}): the service-account token is empty")
     return _kubeconfig(name, endpoint, ca_certificate, {"token": token})
+
+
+def decode_token(data: Mapping[str, str] | None, secret: str) -> str:
+    """The token the Kubernetes token controller put into a service-account-token Secret."""
+    encoded = (data or {}).get("token")
+    if not encoded:
+        raise ValueError(f"Secret {secret} has no token yet: the token controller did not fill it")
+    return base64.b64decode(encoded).decode()

@@ -7,6 +7,8 @@ requests and limits, readiness and liveness probes, and a PodDisruptionBudget.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,9 +74,14 @@ class WorkloadSpec:
     """Scratch directories (emptyDir) on an otherwise read-only root filesystem."""
     secret_mounts: Mapping[str, str] = field(default_factory=dict)
     """Directory -> Secret mounted there read-only (secrets as files, not environment variables)."""
-    pod_annotations: Mapping[str, str] = field(default_factory=dict)
+    config_mounts: Mapping[str, str] = field(default_factory=dict)
+    """Directory -> ConfigMap mounted there read-only; optional, so the pod starts before the ConfigMap exists
+    (kubelet fills the files in when it appears, and follows its changes without a restart)."""
+    pod_annotations: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     allow_from: Sequence[Mapping[str, Any]] = ()
     """NetworkPolicy peers allowed to reach `port`; nothing else may, but Prometheus's scrape of the sidecar."""
+    one_at_a_time: bool = False
+    """Never two pods at once, not even during a rollout (Recreate): for a controller that must be the one writer."""
 
 
 def _probe(spec: WorkloadSpec, path: str | None, period: int) -> dict[str, Any]:
@@ -117,6 +124,10 @@ def deployment_manifest(spec: WorkloadSpec, namespace: str) -> dict[str, Any]:
         + [
             {"name": f"secret-{secret}", "mountPath": path, "readOnly": True}
             for path, secret in sorted(spec.secret_mounts.items())
+        ]
+        + [
+            {"name": f"config-{config}", "mountPath": path, "readOnly": True}
+            for path, config in sorted(spec.config_mounts.items())
         ],
     }
     if spec.args is not None:
@@ -129,6 +140,10 @@ def deployment_manifest(spec: WorkloadSpec, namespace: str) -> dict[str, Any]:
         + [
             {"name": f"secret-{secret}", "secret": {"secretName": secret, "defaultMode": 0o440}}
             for _, secret in sorted(spec.secret_mounts.items())
+        ]
+        + [
+            {"name": f"config-{config}", "configMap": {"name": config, "defaultMode": 0o444, "optional": True}}
+            for _, config in sorted(spec.config_mounts.items())
         ],
         "terminationGracePeriodSeconds": 30,
     }
@@ -145,6 +160,7 @@ def deployment_manifest(spec: WorkloadSpec, namespace: str) -> dict[str, Any]:
         "metadata": metadata,
         "spec": {
             **({"replicas": spec.replicas} if spec.replicas is not None else {}),
+            **({"strategy": {"type": "Recreate"}} if spec.one_at_a_time else {}),
             "selector": {"matchLabels": dict(spec.labels)},
             "template": {
                 "metadata": {
@@ -219,3 +235,23 @@ def service_manifest(
             "ports": [{"name": port_name, "port": port, "targetPort": target_port}],
         },
     }
+
+
+def revision_document(spec: WorkloadSpec, image: str) -> str:
+    """What makes two pods of a workload run the same thing: the image and how it is started, not names or labels."""
+    return json.dumps(
+        {
+            "image": image,
+            "env": {key: str(value) for key, value in sorted(spec.env.items())},
+            "args": list(spec.args or []),
+            "port": spec.port,
+            "resources": spec.resources.manifest(),
+        },
+        sort_keys=True,
+    )
+
+
+def revision(spec: WorkloadSpec) -> pulumi.Output[str]:
+    """A short hash of `revision_document`: equal for v1 and v2 exactly when they run the same thing."""
+    image: pulumi.Output[str] = pulumi.Output.from_input(spec.image)
+    return image.apply(lambda ref: hashlib.sha256(revision_document(spec, ref).encode()).hexdigest()[:16])

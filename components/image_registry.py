@@ -7,7 +7,7 @@ of the project, whatever the primary stack's `images` says.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NotRequired, TypedDict
 
@@ -15,7 +15,7 @@ import pulumi
 import pulumi_docker_build as docker_build
 import pulumi_gcp as gcp
 
-from builders.images import IMAGE_SPECS, REPOSITORY_ID, SHARED_CONTEXTS, image_tag
+from builders.images import IMAGE_SPECS, REPOSITORY_ID, SHARED_CONTEXTS, ImageSpec, image_tag
 
 
 def repository_path(project: str, region: str) -> str:
@@ -33,7 +33,7 @@ class ImageRegistryArgs(TypedDict):
     region: str
     """Region of the repository (the clusters' region)."""
     prebuilt: NotRequired[Mapping[str, str] | None]
-    """Image references to use instead of building; when given, nothing is built."""
+    """Image references by name to use instead of building those images; the others are built."""
     kms_key: NotRequired[str | None]
     """Cloud KMS key (full id) to encrypt the repository with; it cannot change once the repository exists."""
 
@@ -60,17 +60,25 @@ class ImageRegistry(pulumi.ComponentResource):
         )
         # Built from the repository's own outputs, so whoever reads it waits until it exists.
         self.repository = repository.repository_id.apply(lambda _: repository_path(project, region))
-        if prebuilt is not None:
-            self.refs = {spec.name: pulumi.Output.from_input(prebuilt[spec.name]) for spec in IMAGE_SPECS}
-        else:
-            self.refs = self._build(name, project, region, repository)
+        given = prebuilt or {}
+        # An image named in `images` is used as given (a release, or v2 promoted to v1); the others are built.
+        self.refs = {
+            spec.name: pulumi.Output.from_input(given[spec.name]) for spec in IMAGE_SPECS if spec.name in given
+        }
+        self.refs |= self._build(name, project, region, repository, [s for s in IMAGE_SPECS if s.name not in given])
+        self.refs = {spec.name: self.refs[spec.name] for spec in IMAGE_SPECS}
         self.register_outputs({"refs": self.refs, "repository": self.repository})
 
     def _build(
-        self, name: str, project: str, region: str, repository: gcp.artifactregistry.Repository
+        self,
+        name: str,
+        project: str,
+        region: str,
+        repository: gcp.artifactregistry.Repository,
+        specs: Sequence[ImageSpec],
     ) -> dict[str, pulumi.Output[str]]:
         refs: dict[str, pulumi.Output[str]] = {}
-        for spec in IMAGE_SPECS:
+        for spec in specs:
             context = APPS_DIR / spec.app
             image = docker_build.Image(
                 f"{name}-{spec.name}",
@@ -88,7 +96,12 @@ class ImageRegistry(pulumi.ComponentResource):
                 build_on_preview=False,
                 # Pushing uses the host's Docker credentials: `gcloud auth configure-docker <region>-docker.pkg.dev`.
                 # A new repository (e.g. a new kmsKey, which cannot change in place) starts empty: push again.
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[repository], replace_with=[repository]),
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    depends_on=[repository],
+                    replace_with=[repository],
+                    aliases=[pulumi.Alias(name=f"{name}-{former}") for former in spec.former_names],
+                ),
             )
             # The digest pins what runs: a new build changes the Deployment, an unchanged one does not.
             refs[spec.name] = image.ref

@@ -51,6 +51,8 @@ class IstioControlPlane(pulumi.ComponentResource):
     """Namespace of the apps, sidecar injection on."""
     ready: list[pulumi.Resource]
     """What apps wait for: their namespace (injection on) and the ingress gateway their Gateways bind to."""
+    system_namespace: pulumi.Resource
+    """istio-system, which add-ons installed there (no sidecar, no Istio object) need and nothing more."""
 
     def __init__(self, name: str, args: IstioControlPlaneArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("meshburst:istio:IstioControlPlane", name, None, opts)
@@ -113,4 +115,5 @@ class IstioControlPlane(pulumi.ComponentResource):
         self.apps_namespace = args["apps_namespace"]
         # Apps depend on these: the namespace exists and the ingress gateway is there to bind Gateways to.
         self.ready = [core.apps_namespace, ingress]
+        self.system_namespace = core.system_namespace
         self.register_outputs({"istiodAddress": self.istiod_address, "ingressIp": self.ingress_ip, "ready": self.ready})

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Mapping
 from typing import TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from builders.istio import ISTIO_NAMESPACE
-from builders.kubeconfig import token_kubeconfig
+from resources.kubernetes import account_token_kubeconfig
 
 # Created by the `base` chart (enableReaderRBAC) with read-only cluster access for istiod.
 READER_SERVICE_ACCOUNT = "istio-reader-service-account"
@@ -28,14 +26,6 @@ def remote_secret_metadata(cluster: str) -> k8s.meta.v1.ObjectMetaArgsDict:
         "labels": {"istio/multiCluster": "true"},
         "annotations": {"networking.istio.io/cluster": cluster},
     }
-
-
-def decode_token(data: Mapping[str, str] | None, secret: str) -> str:
-    """The token the Kubernetes token controller put into a service-account-token Secret."""
-    encoded = (data or {}).get("token")
-    if not encoded:
-        raise ValueError(f"Secret {secret} has no token yet: the token controller did not fill it")
-    return base64.b64decode(encoded).decode()
 
 
 class RemoteSecretArgs(TypedDict):
@@ -60,26 +50,13 @@ class RemoteSecret(pulumi.ComponentResource):
     def __init__(self, name: str, args: RemoteSecretArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("meshburst:istio:RemoteSecret", name, None, opts)
         cluster = args["cluster"]
-        token_secret_name = f"{READER_SERVICE_ACCOUNT}-token"
-        token_secret = k8s.core.v1.Secret(
+        self.kubeconfig = account_token_kubeconfig(
             f"{name}-reader-token",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=token_secret_name,
-                namespace=ISTIO_NAMESPACE,
-                annotations={"kubernetes.io/service-account.name": READER_SERVICE_ACCOUNT},
-            ),
-            type="kubernetes.io/service-account-token",
-            opts=pulumi.ResourceOptions(
-                parent=self, provider=args["remote_provider"], depends_on=[args["reader_ready"]]
-            ),
-        )
-        token: pulumi.Output[str] = pulumi.Output.secret(
-            token_secret.data.apply(lambda data: decode_token(data, token_secret_name))
-        )
-        self.kubeconfig = pulumi.Output.secret(
-            pulumi.Output.all(args["endpoint"], args["ca_certificate"], token).apply(
-                lambda parts: token_kubeconfig(cluster, *parts)
-            )
+            READER_SERVICE_ACCOUNT,
+            cluster,
+            args["endpoint"],
+            args["ca_certificate"],
+            pulumi.ResourceOptions(parent=self, provider=args["remote_provider"], depends_on=[args["reader_ready"]]),
         )
         k8s.core.v1.Secret(
             f"{name}-secret",

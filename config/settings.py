@@ -8,21 +8,27 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import itertools
 import json
 import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import pulumi
 
-from builders.images import IMAGE_NAMES
+from builders.images import FORMER_IMAGE_NAMES, IMAGE_NAMES
+from config.routing import ROUTING_DEFAULTS, CanaryRouting, parse_canary_routing
 
 PROJECT = "meshburst"
 NAMESPACE = f"{PROJECT}:"
 ROLES = ("primary", "burst")
 BURST_MODES = ("manual", "auto")
+BURST_POLICIES = ("switch", "overflow")
+CANARY_MODES = ("manual", "progressive")
+DEADLINE_ACTIONS = ("hold", "rollback")
 ADDON_DEFAULTS: Mapping[str, bool] = {"prometheus": True, "grafana": False, "kiali": False}
 
 # Every key the program reads, by its full name, with its default (None: required or derived).
@@ -40,10 +46,25 @@ DEFAULTS: Mapping[str, str | None] = {
     "meshburst:meshId": "mesh1",
     "meshburst:meshNetwork": "network1",
     "meshburst:canaryWeight": "20",
+    "meshburst:canaryMode": "manual",
+    "meshburst:canarySteps": "[5, 10, 25, 50, 100]",
+    "meshburst:canaryInterval": "60",
+    "meshburst:canaryMaxErrorPercent": "1",
+    "meshburst:canaryMaxP99Ms": "500",
+    "meshburst:canaryMaxRegressionPercent": None,
+    "meshburst:canaryMinRequests": "20",
+    "meshburst:canaryProgressDeadline": "600",
+    "meshburst:canaryOnDeadline": "hold",
+    "meshburst:canaryFailureLimit": "2",
+    "meshburst:canaryWebhookUrl": None,
+    # canaryMirrorPercent, canaryMatch, canaryStickyCookie, canaryFault: config/routing.py.
+    **ROUTING_DEFAULTS,
     "meshburst:burstWeight": "0",
     "meshburst:burstMode": "manual",
     "meshburst:burstHighRps": "15",
     "meshburst:burstLowRps": "10",
+    "meshburst:burstPolicy": "switch",
+    "meshburst:primaryCapacityRps": "40",
     "meshburst:hashrMaxRps": "100",
     "meshburst:primaryStack": None,
     "meshburst:images": None,
@@ -121,6 +142,32 @@ class Security:
 
 
 @dataclass(frozen=True)
+class Canary:
+    """How the shark canary moves: by hand (`manual`), or stepped and judged by the controller (`progressive`)."""
+
+    mode: str = "manual"
+    steps: tuple[int, ...] = (5, 10, 25, 50, 100)
+    """Percent of traffic for v2 at each step, ascending, ending at 100."""
+    interval_s: int = 60
+    """Each step is held at least this long; also the window the analysis reads."""
+    max_error_percent: float = 1.0
+    """Largest 5xx share of v2's responses in a window that still passes."""
+    max_p99_ms: float = 500.0
+    """Largest p99 latency of v2 in a window that still passes."""
+    max_regression_percent: float | None = None
+    """Relative analysis: how much worse than v1 v2 may be (None: off)."""
+    min_requests: int = 20
+    """Fewer requests to v2 in a window: no verdict, the step waits."""
+    progress_deadline_s: int = 600
+    """No verdict possible for this long: `on_deadline`."""
+    on_deadline: str = "hold"
+    failure_limit: int = 2
+    """Failed verdicts in a row that roll back."""
+    webhook_url: str | None = field(default=None, repr=False)
+    """Where phase changes are posted (a secret: never in a repr, an error or a log)."""
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the program needs from config, typed and validated."""
 
@@ -137,16 +184,23 @@ class Settings:
     mesh_id: str
     mesh_network: str
     canary_weight: int
+    canary: Canary
     burst_weight: int
     burst_mode: str
     burst_high_rps: float
     burst_low_rps: float
+    burst_policy: str
+    """auto mode: `switch` (all work to burst above burstHighRps) or `overflow` (the share above the capacity)."""
+    primary_capacity_rps: float
+    """auto mode, overflow: requests per second the primary's workers serve at most."""
     hashr_max_rps: int
     primary_stack: str
     images: Mapping[str, str] | None
     addons: Addons = field(default_factory=Addons)
     deletion_protection: bool = False
     security: Security = field(default_factory=Security)
+    canary_routing: CanaryRouting = field(default_factory=CanaryRouting)
+    """What reaches shark v2 beyond its weight, and the fault injected into v2."""
 
     @property
     def region(self) -> str:
@@ -257,21 +311,21 @@ def _parse_images(reader: _Reader, key: str) -> Mapping[str, str] | None:
     if images is None:
         return None
     unknown = sorted(set(images) - set(IMAGE_NAMES))
-    missing = [name for name in IMAGE_NAMES if name not in images]
     empty = sorted(k for k, v in images.items() if k in IMAGE_NAMES and not (isinstance(v, str) and v.strip()))
-    if unknown or missing or empty:
+    if unknown or empty:
         details = "; ".join(
             part
             for part in (
                 f"unknown names {unknown}" if unknown else "",
-                f"missing {missing}" if missing else "",
+                *(f"{old} is now called {new}" for old, new in FORMER_IMAGE_NAMES.items() if old in unknown),
                 f"not an image reference: {empty}" if empty else "",
             )
             if part
         )
-        reader._bad(key, images, f"an image reference for each of {list(IMAGE_NAMES)} ({details})")
+        reader._bad(key, images, f"image references by name, among {list(IMAGE_NAMES)} ({details})")
         return None
-    return {name: images[name].strip() for name in IMAGE_NAMES}
+    # Each image named is taken as given; the others are built from apps/.
+    return {name: images[name].strip() for name in IMAGE_NAMES if name in images}
 
 
 def _parse_addons(reader: _Reader, key: str) -> Addons:
@@ -296,11 +350,17 @@ def _role(raw: Mapping[str, str | None], stack: str, reader: _Reader) -> str:
     return reader.choice("meshburst:role", ROLES)
 
 
-def parse_settings(raw: Mapping[str, str | None], stack: str, organization: str = "organization") -> Settings:
+def parse_settings(
+    raw: Mapping[str, str | None],
+    stack: str,
+    organization: str = "organization",
+    secret_keys: frozenset[str] = frozenset(),
+) -> Settings:
     """Turn raw config strings (full key -> value or None) into Settings, or raise ConfigError.
 
     `raw` holds every key the stack sets; keys of other namespaces (gcp:region, pulumi:tags, ...) are left
-    to their owners, but a `meshburst:` key this program does not read is refused.
+    to their owners, but a `meshburst:` key this program does not read is refused. `secret_keys`: the keys the
+    stack holds encrypted (a webhook URL must be one of them).
     """
     reader = _Reader(raw)
     reader.problems.extend(_unknown_key_problems(raw))
@@ -319,10 +379,14 @@ def parse_settings(raw: Mapping[str, str | None], stack: str, organization: str 
         mesh_id=reader.matching("meshburst:meshId", _DNS_LABEL, "a lowercase DNS label such as mesh1"),
         mesh_network=reader.matching("meshburst:meshNetwork", _DNS_LABEL, "a lowercase DNS label such as network1"),
         canary_weight=reader.integer("meshburst:canaryWeight", 0, 100),
+        canary=_parse_canary(reader, secret_keys),
+        canary_routing=_parse_routing(reader),
         burst_weight=reader.integer("meshburst:burstWeight", 0, 100),
         burst_mode=reader.choice("meshburst:burstMode", BURST_MODES),
         burst_high_rps=reader.number("meshburst:burstHighRps"),
         burst_low_rps=reader.number("meshburst:burstLowRps"),
+        burst_policy=reader.choice("meshburst:burstPolicy", BURST_POLICIES),
+        primary_capacity_rps=reader.number("meshburst:primaryCapacityRps"),
         hashr_max_rps=reader.integer("meshburst:hashrMaxRps", 1, 1000),
         primary_stack=reader.matching(
             "meshburst:primaryStack", _STACK_REF, "a stack reference such as organization/meshburst/primary"
@@ -390,6 +454,88 @@ def _parse_security(reader: _Reader) -> Security:
     )
 
 
+def _decimal(reader: _Reader, key: str, low: float, high: float, low_open: bool = True) -> float:
+    def convert(text: str) -> float | None:
+        try:
+            number = float(text)
+        except ValueError:
+            return None
+        above = number > low if low_open else number >= low
+        return number if math.isfinite(number) and above and number <= high else None
+
+    bound = "greater than" if low_open else "at least"
+    return reader._parse(key, f"a number {bound} {low:g} and at most {high:g}", convert, high)
+
+
+def _parse_steps(reader: _Reader, key: str) -> tuple[int, ...]:
+    value = reader._value(key)
+    allowed = (
+        "a JSON list of up to 20 whole percentages, strictly ascending, each 1-100, ending at 100, "
+        "such as [5, 10, 25, 50, 100] (`pulumi config set canarySteps '[10, 50, 100]'`)"
+    )
+    try:
+        steps = json.loads(value) if value is not None else None
+    except ValueError:
+        steps = None
+    fine = (
+        isinstance(steps, list)
+        and 0 < len(steps) <= 20
+        and all(type(step) is int and 1 <= step <= 100 for step in steps)
+        and all(a < b for a, b in itertools.pairwise(steps))
+        and steps[-1] == 100
+    )
+    if not fine or not isinstance(steps, list):
+        reader._bad(key, value, allowed)
+        return Canary.steps
+    return tuple(steps)
+
+
+def _parse_webhook(reader: _Reader, key: str, secret_keys: frozenset[str]) -> str | None:
+    value = reader._value(key)
+    if value is None:
+        return None
+    url = urlsplit(value.strip())
+    if url.scheme not in ("http", "https") or not url.hostname or any(c.isspace() for c in value.strip()):
+        # The value is a secret: say what is wrong without echoing it.
+        reader.problems.append(
+            f"{key} (a secret, not shown) is not an http:// or https:// URL with a host; set it with "
+            f"`pulumi config set --secret {_short(key)} https://hooks.example.com/...`"
+        )
+        return None
+    if key not in secret_keys:
+        reader.problems.append(
+            f"{key} is stored in plain text: the webhook URL carries its own credentials; store it encrypted with "
+            f"`pulumi config set --secret {_short(key)} <url>`"
+        )
+        return None
+    return value.strip()
+
+
+def _parse_routing(reader: _Reader) -> CanaryRouting:
+    routing, problems = parse_canary_routing({key: reader.raw.get(key) for key in ROUTING_DEFAULTS})
+    reader.problems.extend(problems)
+    return routing
+
+
+def _parse_canary(reader: _Reader, secret_keys: frozenset[str]) -> Canary:
+    regression = reader._value("meshburst:canaryMaxRegressionPercent")
+    return Canary(
+        mode=reader.choice("meshburst:canaryMode", CANARY_MODES),
+        steps=_parse_steps(reader, "meshburst:canarySteps"),
+        interval_s=reader.integer("meshburst:canaryInterval", 10, 3600),
+        max_error_percent=_decimal(reader, "meshburst:canaryMaxErrorPercent", 0, 100),
+        max_p99_ms=_decimal(reader, "meshburst:canaryMaxP99Ms", 0, 600_000),
+        max_regression_percent=None
+        if regression is None
+        else _decimal(reader, "meshburst:canaryMaxRegressionPercent", 0, 1000, low_open=False),
+        min_requests=reader.integer("meshburst:canaryMinRequests", 1, 1_000_000),
+        progress_deadline_s=reader.integer("meshburst:canaryProgressDeadline", 10, 86_400),
+        on_deadline=reader.choice("meshburst:canaryOnDeadline", DEADLINE_ACTIONS),
+        failure_limit=reader.integer("meshburst:canaryFailureLimit", 1, 100),
+        webhook_url=_parse_webhook(reader, "meshburst:canaryWebhookUrl", secret_keys),
+    )
+
+
 def _check_relations(settings: Settings, reader: _Reader) -> None:
     """Rules that tie two keys together; only meaningful when each key parsed on its own."""
     failed = " ".join(reader.problems)
@@ -398,7 +544,17 @@ def _check_relations(settings: Settings, reader: _Reader) -> None:
             f"meshburst:minNodes = {settings.min_nodes} is greater than meshburst:maxNodes = {settings.max_nodes}: "
             "expected 0 <= minNodes <= maxNodes <= 100"
         )
-    if "Rps" not in failed and settings.burst_low_rps >= settings.burst_high_rps:
+    if settings.addons.grafana and "istioVersion" not in failed:
+        # Imported here: the dashboards' module loads the Grafana SDK, which nothing else in settings needs.
+        from builders.dashboards import istio_dashboards_problem
+
+        problem = istio_dashboards_problem(settings.istio_version)
+        if problem is not None:
+            reader.problems.append(f"meshburst:addons.grafana provisions Istio's dashboards, but {problem}")
+    # Each policy reads only its own keys (switch: the thresholds; overflow: the capacity), and both are checked
+    # whatever the policy, so changing burstPolicy alone is always a valid change.
+    thresholds_parsed = "burstLowRps" not in failed and "burstHighRps" not in failed
+    if thresholds_parsed and settings.burst_low_rps >= settings.burst_high_rps:
         reader.problems.append(
             f"meshburst:burstLowRps = {settings.burst_low_rps:g} is not below meshburst:burstHighRps = "
             f"{settings.burst_high_rps:g}: expected 0 < burstLowRps < burstHighRps"
@@ -407,6 +563,19 @@ def _check_relations(settings: Settings, reader: _Reader) -> None:
         reader.problems.append(
             "meshburst:burstMode = 'auto' needs Prometheus, but meshburst:addons turns prometheus off: "
             "set `pulumi config set --path addons.prometheus true` or `pulumi config set burstMode manual`"
+        )
+    canary = settings.canary
+    if canary.mode == "progressive" and not settings.addons.prometheus:
+        reader.problems.append(
+            "meshburst:canaryMode = 'progressive' judges v2 on Prometheus's metrics, but meshburst:addons turns "
+            "prometheus off: set `pulumi config set --path addons.prometheus true` or "
+            "`pulumi config set canaryMode manual`"
+        )
+    deadline_keys = ("canaryInterval", "canaryProgressDeadline")
+    if not any(key in failed for key in deadline_keys) and canary.progress_deadline_s < canary.interval_s:
+        reader.problems.append(
+            f"meshburst:canaryProgressDeadline = {canary.progress_deadline_s} is shorter than meshburst:canaryInterval"
+            f" = {canary.interval_s}: expected a deadline of at least one interval (seconds)"
         )
     key_id = _KMS_KEY.match(settings.security.kms_key or "")
     location = key_id.group("location") if key_id else None
@@ -431,4 +600,5 @@ def load_settings() -> Settings:
         namespace, name = key.split(":", 1)
         config = configs.setdefault(namespace, pulumi.Config(namespace))
         raw[key] = config.get(name)
-    return parse_settings(raw, pulumi.get_stack(), pulumi.get_organization())
+    secret_keys = frozenset(key for key in raw if pulumi.runtime.config.is_config_secret(key))
+    return parse_settings(raw, pulumi.get_stack(), pulumi.get_organization(), secret_keys)

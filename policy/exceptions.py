@@ -34,13 +34,16 @@ class Waiver:
 
 
 WAIVERS: tuple[Waiver, ...] = (
-    Waiver(
-        kind="Deployment",
-        namespace="meshburst",
-        name="burstwatch",
-        checkov_id="CKV_K8S_38",
-        policy="workload-service-account-token",
-        reason="the controller reads and patches one VirtualService through the Kubernetes API",
+    *(
+        Waiver(
+            kind="Deployment",
+            namespace="meshburst",
+            name=controller,
+            checkov_id="CKV_K8S_38",
+            policy="workload-service-account-token",
+            reason="the controller writes its route's VirtualService and status through the Kubernetes API",
+        )
+        for controller in ("burstwatch", "canarywatch")
     ),
     Waiver(
         kind="Deployment",

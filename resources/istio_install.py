@@ -20,6 +20,8 @@ def child_waiting_for(parent: pulumi.Resource, *deps: pulumi.Resource) -> pulumi
 
 @dataclass(frozen=True)
 class IstioCore:
+    system_namespace: k8s.core.v1.Namespace
+    """istio-system: what else installed there (the observability add-ons) waits for."""
     base: k8s.helm.v3.Release
     """The CRDs and cluster roles (the reader service account among them)."""
     istiod: k8s.helm.v3.Release
@@ -60,4 +62,4 @@ def install_istio_core(
         child_waiting_for(parent, istiod),
         labels=apps_namespace_labels(),
     )
-    return IstioCore(base=base, istiod=istiod, apps_namespace=apps_ns)
+    return IstioCore(system_namespace=system_ns, base=base, istiod=istiod, apps_namespace=apps_ns)

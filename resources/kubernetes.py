@@ -9,6 +9,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from builders.istio import ISTIO_CHART_REPO, ISTIO_NAMESPACE
+from builders.kubeconfig import decode_token, token_kubeconfig
 from builders.workloads import WorkloadSpec, deployment_manifest, network_policy_manifest, pdb_manifest
 
 
@@ -93,3 +94,30 @@ def register_workload(name: str, spec: WorkloadSpec, namespace: str, opts: pulum
 
 def service(name: str, manifest: Mapping[str, Any], opts: pulumi.ResourceOptions) -> k8s.core.v1.Service:
     return k8s.core.v1.Service(name, metadata=manifest["metadata"], spec=manifest["spec"], opts=opts)
+
+
+def account_token_kubeconfig(
+    name: str,
+    account: str,
+    cluster: str,
+    endpoint: pulumi.Input[str],
+    ca_certificate: pulumi.Input[str],
+    opts: pulumi.ResourceOptions,
+) -> pulumi.Output[str]:
+    """A long-lived token of service account `account` (istio-system) minted by the cluster's token controller, as
+    a kubeconfig for `endpoint`: secret end to end. Registers the token Secret `<account>-token` as `name`."""
+    secret_name = f"{account}-token"
+    token_secret = k8s.core.v1.Secret(
+        name,
+        metadata=k8s.meta.v1.ObjectMetaArgs(
+            name=secret_name,
+            namespace=ISTIO_NAMESPACE,
+            annotations={"kubernetes.io/service-account.name": account},
+        ),
+        type="kubernetes.io/service-account-token",
+        opts=opts,
+    )
+    token: pulumi.Output[str] = pulumi.Output.secret(token_secret.data.apply(lambda d: decode_token(d, secret_name)))
+    return pulumi.Output.secret(
+        pulumi.Output.all(endpoint, ca_certificate, token).apply(lambda parts: token_kubeconfig(cluster, *parts))
+    )

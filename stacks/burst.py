@@ -15,6 +15,7 @@ from components.gke_cluster import GkeCluster
 from components.image_registry import repository_path
 from components.istio_remote import IstioRemote
 from components.mesh_firewall import MeshFirewall
+from components.observability import KialiRemoteAccess
 from components.remote_secret import RemoteSecret
 from config.settings import ConfigError, Settings
 
@@ -26,14 +27,20 @@ SHARED_SETTINGS: tuple[tuple[str, str, Callable[[Settings], str]], ...] = (
     ("istioVersion", "meshburst:istioVersion", lambda s: s.istio_version),
     ("meshId", "meshburst:meshId", lambda s: s.mesh_id),
     ("meshNetwork", "meshburst:meshNetwork", lambda s: s.mesh_network),
+    ("kiali", "meshburst:addons.kiali", lambda s: str(s.addons.kiali).lower()),
 )
 
 
 def disagreements(stack: str, mine: Mapping[str, str], primary: Mapping[str, str]) -> list[str]:
     """One problem per shared setting (config key -> value) that differs from the primary's, with its fix."""
+
+    def command(key: str) -> str:
+        # A field inside an object key (addons.kiali) is set by path.
+        path = "--path " if "." in key else ""
+        return f"pulumi config set {path}{key.removeprefix('meshburst:')} {primary[key]} -s {stack}"
+
     return [
-        f"{key} = {mine[key]!r} on the {stack} stack, but the primary stack runs {primary[key]!r}: "
-        f"set `pulumi config set {key.removeprefix('meshburst:')} {primary[key]} -s {stack}`"
+        f"{key} = {mine[key]!r} on the {stack} stack, but the primary stack runs {primary[key]!r}: set `{command(key)}`"
         for key in mine
         if mine[key] != primary[key]
     ]
@@ -130,6 +137,21 @@ def build_burst(settings: Settings) -> dict[str, Any]:
         },
         opts=gated,
     )
+    if settings.addons.kiali:
+        # The primary's Kiali (addons.kiali, the same on both stacks: the gate checks it) reads this cluster too,
+        # so its graph shows both, with a view-only token of its own. Without Kiali no such reader exists.
+        KialiRemoteAccess(
+            "kiali-remote",
+            {
+                "cluster": settings.cluster_name,
+                "endpoint": cluster.private_endpoint,
+                "ca_certificate": cluster.ca_certificate,
+                "remote_provider": cluster.provider,
+                "primary_provider": primary_provider,
+                "namespace_ready": remote.istiod,
+            },
+            opts=gated,
+        )
     BurstWorkers(
         "worker",
         {

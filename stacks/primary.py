@@ -10,6 +10,7 @@ from apps.contract import APPS_NAMESPACE, HASHR_PORT, INGRESS_PORTS
 from apps.shark.component import SharkCanary
 from apps.worker.component import HashrApp
 from apps.worker.split import WorkerSplit
+from builders.dashboards import DashboardSettings
 from components.cloud_nat import CloudNat
 from components.gke_cluster import GkeCluster
 from components.image_registry import ImageRegistry
@@ -72,14 +73,32 @@ def build_primary(settings: Settings) -> dict[str, Any]:
     )
     # Apps wait for the namespace (with injection) and the ingress gateway their Gateways bind to.
     apps = pulumi.ResourceOptions(providers={"kubernetes": cluster.provider}, depends_on=mesh.ready)
-    SharkCanary(
-        "shark",
-        {"namespace": mesh.apps_namespace, "images": images.refs, "canary_weight": settings.canary_weight},
-        opts=apps,
-    )
     addons = ObservabilityAddons(
         "observability",
-        {"prometheus": settings.addons.prometheus, "grafana": settings.addons.grafana, "kiali": settings.addons.kiali},
+        {
+            "prometheus": settings.addons.prometheus,
+            "grafana": settings.addons.grafana,
+            "kiali": settings.addons.kiali,
+            "istio_version": settings.istio_version,
+            "dashboards": DashboardSettings.from_settings(settings),
+        },
+        # Only their namespace: they run in istio-system without sidecars and create no Istio object, so they
+        # need neither istiod nor the apps' namespace nor the ingress gateway. (They waited for the last two,
+        # `mesh.ready`: removed, it held Prometheus back until the gateway's load balancer was up, ~3 min.)
+        opts=pulumi.ResourceOptions(providers={"kubernetes": cluster.provider}, depends_on=[mesh.system_namespace]),
+    )
+    SharkCanary(
+        "shark",
+        {
+            "namespace": mesh.apps_namespace,
+            "images": images.refs,
+            "canary_weight": settings.canary_weight,
+            "canary": settings.canary,
+            "routing": settings.canary_routing,
+            "controller_image": images.refs["controller"],
+            "prometheus_url": addons.prometheus_url,
+            "metrics_ready": addons.releases,
+        },
         opts=apps,
     )
     hashr = HashrApp(
@@ -89,6 +108,7 @@ def build_primary(settings: Settings) -> dict[str, Any]:
             "worker_image": images.refs["worker"],
             "frontend_image": images.refs["frontend"],
             "max_rps": settings.hashr_max_rps,
+            "split_mode": settings.burst_mode,
         },
         opts=apps,
     )
@@ -100,7 +120,9 @@ def build_primary(settings: Settings) -> dict[str, Any]:
             "burst_weight": settings.burst_weight,
             "high_rps": settings.burst_high_rps,
             "low_rps": settings.burst_low_rps,
-            "controller_image": images.refs["burstwatch"],
+            "policy": settings.burst_policy,
+            "capacity_rps": settings.primary_capacity_rps,
+            "controller_image": images.refs["controller"],
             "prometheus_url": addons.prometheus_url,
             "metrics_ready": addons.releases,
         },
@@ -121,8 +143,13 @@ def build_primary(settings: Settings) -> dict[str, Any]:
         "meshNetwork": settings.mesh_network,
         "workerImage": images.refs["worker"],
         "project": settings.project,
+        # The burst stack agrees on it: with Kiali on, it gives Kiali a reader of the burst cluster.
+        "kiali": str(settings.addons.kiali).lower(),
         "sharkUrl": mesh.ingress_ip.apply(lambda ip: f"http://{ip}/"),
         "canaryWeight": settings.canary_weight,
+        "canaryMode": settings.canary.mode,
+        # Loud on purpose: true while v2 is being delayed or aborted on purpose (canaryFault).
+        "canaryFaultActive": settings.canary_routing.fault is not None,
         "hashrUrl": mesh.ingress_ip.apply(lambda ip: f"http://{ip}:{HASHR_PORT}/"),
         "hashrToken": hashr.hashr_token,
         "burstMode": settings.burst_mode,

@@ -12,6 +12,7 @@ from tests.support.gates import (
     ROOT,
     chart_key_findings,
     checkov_results,
+    controller_routes,
     istio_findings,
     kubernetes_findings,
     objects,
@@ -27,8 +28,20 @@ ALLOWED_CHECKOV_SKIPS = {(w.checkov_id, w.checkov_resource, w.reason) for w in W
 
 @pytest.fixture(scope="module")
 def everything(default_runs: tuple[Run, Run]) -> list[Run]:
-    """Both stacks, and the primary with every option on (auto burst, Grafana, Kiali)."""
-    full = run_stack("primary", {"burstMode": "auto", "addons": {"grafana": True, "kiali": True}})
+    """Both stacks, and the primary with every option on (auto burst, progressive canary with every routing
+    option and a fault, Grafana, Kiali)."""
+    full = run_stack(
+        "primary",
+        {
+            "burstMode": "auto",
+            "canaryMode": "progressive",
+            "canaryMirrorPercent": "10",
+            "canaryStickyCookie": "shark-canary",
+            "canaryMatch": [{"header": "canary", "exact": "canary-tester"}, {"cookie": "beta", "regex": "^(yes|1)$"}],
+            "canaryFault": {"delay": {"fixed": "2s", "percent": 10}, "abort": {"status": 500, "percent": 5}},
+            "addons": {"grafana": True, "kiali": True},
+        },
+    )
     return [*default_runs, full]
 
 
@@ -67,9 +80,18 @@ def test_kubernetes_gate_bites_on_a_wrong_type_and_an_unknown_field(everything):
 
 def test_rendered_istio_objects_match_istios_schemas(everything):
     objs = [o for o in objects(everything) if o["apiVersion"].startswith("networking.istio.io/")]
-    assert {o["kind"] for o in objs} == {"VirtualService", "DestinationRule", "Gateway"}
+    assert {o["kind"] for o in objs} == {"VirtualService", "DestinationRule", "Gateway", "EnvoyFilter"}
     assert len(objs) >= 10
     assert istio_findings(objs) == []
+
+
+def test_routes_the_controllers_would_write_pass_the_istio_gate_at_every_share(everything):
+    rendered = controller_routes(everything)
+    shares = {(vs["metadata"]["name"], vs["spec"]["http"][-1]["route"][1]["weight"]) for vs in rendered}
+    # The shark at its starting 20 %, 0, 100 and every canary step; the worker split at 0 and 100.
+    assert shares == {("shark", s) for s in (0, 5, 10, 20, 25, 50, 100)} | {("worker-split", 0), ("worker-split", 100)}
+    assert istio_findings(rendered) == []
+    assert all(vs in objects(everything) for vs in rendered), "the gates above see them too"
 
 
 def test_istio_gate_bites_on_a_non_integer_weight_and_a_bad_enum(everything):

@@ -24,11 +24,14 @@ PRIMARY_OUTPUTS = {
     "workerImage",
     "sharkUrl",
     "canaryWeight",
+    "canaryMode",
+    "canaryFaultActive",
     "hashrUrl",
     "burstMode",
     "project",
     "hashrToken",
     "apiAccess",
+    "kiali",
 }
 
 

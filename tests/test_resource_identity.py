@@ -17,13 +17,20 @@ from tools.mockrun import Run, run_both
 BEFORE = json.loads((DATA / "urns-396f62d.json").read_text())["runs"]
 CONFIGS = {"default": {}, "auto": {"burstMode": "auto"}}
 
-# Old URN suffix (type::name) -> why it is gone on purpose.
+# Old URN suffix (type::name) -> why it is gone on purpose, in every config.
 REMOVED_ON_PURPOSE = {
     **{
         f"gcp:projects/iAMMember:IAMMember::{cluster}-nodes-artifactregistry-reader": "project-wide image read: now "
         "granted on the one repository (issue 16)"
         for cluster in ("primary", "burst")
     },
+}
+# Gone on purpose in one config only: (config label, URN suffix) -> why.
+REMOVED_IN_CONFIG = {
+    ("auto", "kubernetes:networking.istio.io/v1:VirtualService::worker-split-virtual-service"): "in auto mode the "
+    "controller writes the worker route from the intent; Pulumi no longer holds it (one writer, issue 12). An auto "
+    "stack of an earlier version loses the live route at the end of its next update and the controller writes it "
+    "again within one poll (README: Who writes what)",
 }
 
 
@@ -46,5 +53,6 @@ def test_every_earlier_urn_still_answers(runs: dict[str, tuple[Run, Run]], label
         for urn in BEFORE[label][stack]
         if urn not in now
         and not any(urn.endswith("$" + gone) or urn.endswith("::" + gone) for gone in REMOVED_ON_PURPOSE)
+        and not any(label == config and urn.endswith("$" + gone) for config, gone in REMOVED_IN_CONFIG)
     ]
     assert lost == [], "these would be replaced by the next `pulumi up`; alias them or list why they go"

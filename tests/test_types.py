@@ -30,7 +30,7 @@ def test_a_misspelt_component_argument_fails_the_gate(tmp_path: Path):
     result = mypy(
         "from apps.worker.split import WorkerSplit\n"
         'WorkerSplit("worker", {"namespace": "meshburst", "mode": "manual", "burst_wieght": 20,\n'
-        '    "high_rps": 15.0, "low_rps": 10.0, "controller_image": "x",\n'
+        '    "high_rps": 15.0, "low_rps": 10.0, "policy": "switch", "capacity_rps": 40.0, "controller_image": "x",\n'
         '    "prometheus_url": None, "metrics_ready": []})\n',
         tmp_path,
     )

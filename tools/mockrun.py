@@ -19,7 +19,7 @@ import gc
 import hashlib
 import json
 import runpy
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,6 +87,8 @@ class Resource:
     dependencies: list[str]
     ignore_changes: list[str]
     custom: bool
+    retain_on_delete: bool = False
+    """`pulumi destroy` (or dropping it from the program) leaves the live object in place."""
     read: bool = False
     aliases: list[str] = field(default_factory=list)
     """Earlier URNs this resource answers to (its own aliases and those inherited from its parents)."""
@@ -284,6 +286,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 dependencies=list(request.dependencies),
                 ignore_changes=[] if read else list(request.ignoreChanges),
                 custom=True if read else request.custom,
+                retain_on_delete=False if read else request.retainOnDelete,
                 read=read,
                 aliases=[] if read else self._resolve_aliases(request, response.urn),
             )
@@ -320,6 +323,26 @@ def full_key(key: str) -> str:
     return key if ":" in key else f"meshburst:{key}"
 
 
+_run_loops: list[asyncio.AbstractEventLoop] = []
+
+
+def _fresh_event_loop() -> None:
+    """A new event loop for this run, after closing the previous run's.
+
+    The mock monitor answers each registration on a thread of the loop's default executor, and Pulumi gives each
+    of those threads an event loop of its own: a run's loop left open keeps its threads, and their loops' file
+    descriptors, alive for the rest of the process (over a thousand after a few dozen runs).
+    """
+    while _run_loops:
+        loop = _run_loops.pop()
+        if not loop.is_closed() and not loop.is_running():
+            loop.run_until_complete(loop.shutdown_default_executor())
+            loop.close()
+    loop = asyncio.new_event_loop()
+    _run_loops.append(loop)
+    asyncio.set_event_loop(loop)
+
+
 def _end_pending_tasks() -> None:
     loop = asyncio.get_event_loop()
     # The run's error is raised as RunFailed; the futures still holding it would each log it again.
@@ -337,14 +360,16 @@ def run_stack(
     secret_outputs: Mapping[str, set[str]] | None = None,
     replace_config: bool = False,
     preview: bool = False,
+    secret_keys: Iterable[str] = (),
 ) -> Run:
-    """Run __main__.py as stack `stack`; short config keys mean `meshburst:<key>`."""
+    """Run __main__.py as stack `stack`; short config keys mean `meshburst:<key>`; `secret_keys` are held encrypted
+    (`pulumi config set --secret`)."""
     full_config = {} if replace_config else base_config(stack)
     for key, value in (config or {}).items():
         full_config[full_key(key)] = value if isinstance(value, str) else json.dumps(value)
     monitor = RecordingMonitor(FakeCloud(stack_references or {}, secret_outputs or {}, invent=not preview))
     # Pulumi's runtime asks for the thread's event loop; a test that ran asyncio.run() before leaves none set.
-    asyncio.set_event_loop(asyncio.new_event_loop())
+    _fresh_event_loop()
     reset_options(project=PROJECT, stack=stack, organization=OFFLINE_ORGANIZATION)
     pulumi.runtime.set_mocks(
         monitor.mocks,
@@ -354,7 +379,7 @@ def run_stack(
         monitor=monitor,
         organization=OFFLINE_ORGANIZATION,
     )
-    pulumi.runtime.set_all_config(full_config)
+    pulumi.runtime.set_all_config(full_config, [full_key(key) for key in secret_keys])
     root = pulumi.runtime.settings.get_root_resource()
     try:
         _sync_await(run_pulumi_func(lambda: runpy.run_path(str(MAIN), run_name="__main__")))

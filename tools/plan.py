@@ -55,6 +55,8 @@ from tools.mockrun import (
 
 PLACEHOLDER_PROJECT = "your-gcp-project"
 SUMMARY_WIDTH = 110
+SHORT = 80
+"""The longest value a diff line shows whole."""
 EXIT_BAD_CONFIG = 2
 
 
@@ -289,7 +291,7 @@ def record(run: Run) -> list[dict[str, Any]]:
             "name": r.name,
             "parent": names.get(r.parent, ""),
             "inputs": r.inputs,
-            "options": {"ignoreChanges": r.ignore_changes},
+            "options": {"ignoreChanges": r.ignore_changes, **({"retainOnDelete": True} if r.retain_on_delete else {})},
             "secrets": sorted(r.secret_paths),
             "read": r.read,
         }
@@ -359,22 +361,87 @@ def load_plan(path: Path) -> dict[str, Any]:
         raise PlanError(f"--diff {path}: {file} is not a plan file ({exc})") from None
 
 
+ABSENT = "(absent)"
+
+
+def _by_name(items: list[Any]) -> dict[str, Any] | None:
+    """A list of objects with distinct `name`s (an Istio route's http rules) by name; None for any other list."""
+    names = [item.get("name") if isinstance(item, dict) else None for item in items]
+    if not all(isinstance(name, str) for name in names) or len(set(names)) != len(names):
+        return None
+    return dict(zip(names, items, strict=True))
+
+
+def _unnamed(item: Any) -> Any:
+    """A named list element without its name, which its path already shows."""
+    return {k: v for k, v in item.items() if k != "name"} if isinstance(item, dict) else item
+
+
+def _leaves(value: Any, path: str) -> list[tuple[str, Any]]:
+    """Every scalar (or empty container) inside `value`, with its dotted path."""
+    if isinstance(value, dict) and value:
+        return [leaf for key in value for leaf in _leaves(value[key], f"{path}.{key}")]
+    if isinstance(value, list) and value:
+        return [leaf for i, item in enumerate(value) for leaf in _leaves(item, f"{path}[{i}]")]
+    return [(path, value)]
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    if not text.lstrip().startswith("{"):
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def changed_fields(old: Any, new: Any, path: str = "") -> list[tuple[str, Any, Any]]:
-    """Every leaf that differs, as (dotted path, old, new)."""
+    """Every leaf that differs, as (dotted path, old, new).
+
+    Lists of named objects whose names no longer line up (an http rule added or removed) are compared by
+    name (`spec.http[name=sticky]`); an object or list that appears or disappears whole and is too long for
+    one line is shown leaf by leaf.
+    """
     if isinstance(old, dict) and isinstance(new, dict):
         changes = []
         for key in sorted(set(old) | set(new), key=str):
             child = f"{path}.{key}" if path else str(key)
-            changes += changed_fields(old.get(key, "(absent)"), new.get(key, "(absent)"), child)
+            changes += changed_fields(old.get(key, ABSENT), new.get(key, ABSENT), child)
         return changes
-    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
-        return [c for i, (a, b) in enumerate(zip(old, new, strict=True)) for c in changed_fields(a, b, f"{path}[{i}]")]
-    return [] if old == new else [(path, old, new)]
+    if isinstance(old, list) and isinstance(new, list):
+        named_old, named_new = _by_name(old), _by_name(new)
+        if named_old is not None and named_new is not None and list(named_old) != list(named_new):
+            order = list(named_new) + [name for name in named_old if name not in named_new]
+            return [
+                change
+                for name in order
+                for change in changed_fields(
+                    _unnamed(named_old.get(name, ABSENT)), _unnamed(named_new.get(name, ABSENT)), f"{path}[name={name}]"
+                )
+            ]
+        if len(old) == len(new):
+            return [
+                c for i, (a, b) in enumerate(zip(old, new, strict=True)) for c in changed_fields(a, b, f"{path}[{i}]")
+            ]
+    if old == new:
+        return []
+    if isinstance(old, str) and isinstance(new, str):
+        # A JSON document held as a string (a route's intent.json) changes field by field, not as one blob.
+        documents = _json_object(old), _json_object(new)
+        if documents[0] is not None and documents[1] is not None:
+            return changed_fields(documents[0], documents[1], path)
+    whole = new if old == ABSENT else old if new == ABSENT else None
+    if isinstance(whole, dict | list) and len(json.dumps(whole)) > SHORT:
+        return [
+            (leaf, ABSENT, value) if old == ABSENT else (leaf, value, ABSENT) for leaf, value in _leaves(whole, path)
+        ]
+    return [(path, old, new)]
 
 
 def short(value: Any) -> str:
     text = json.dumps(value) if not isinstance(value, str) else value
-    return text if len(text) <= 80 else text[:77] + "..."
+    return text if len(text) <= SHORT else text[: SHORT - 3] + "..."
 
 
 def diff(base: Mapping[str, Any], head: Mapping[str, Any]) -> str:
@@ -394,7 +461,8 @@ def diff(base: Mapping[str, Any], head: Mapping[str, Any]) -> str:
     for key in added:
         lines.append(f"+ {key}")
     for key in removed:
-        lines.append(f"- {key}")
+        kept = before[key].get("options", {}).get("retainOnDelete")
+        lines.append(f"- {key}" + ("  (leaves the stack; the live object stays: retainOnDelete)" if kept else ""))
     for key in changed:
         lines.append(f"~ {key}")
         fields = changed_fields(compared(before[key]), compared(after[key]))

@@ -11,6 +11,8 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from apps.contract import HASHR_PORT
+from apps.controller.component import status_url
+from apps.lib.meshroute import ISTIO_API
 from apps.worker.contract import (
     BURST_PREFIX,
     CLUSTER_TYPE_LABEL,
@@ -22,11 +24,14 @@ from apps.worker.contract import (
     REDIS_PORT,
     REDIS_SERVICE,
     SERVICE_PORT,
+    SPLIT_CONTROLLER,
     WORKER_PORT,
+    WORKER_ROUTE,
     WORKER_SERVICE,
     WORKER_URL,
 )
-from builders.istio import ISTIO_API, http_gateway
+from builders.istio import http_gateway
+from builders.routes import INTENT_KEY, intent_name
 from builders.workloads import (
     FROM_ISTIO_SYSTEM,
     SKIP_AWAIT,
@@ -81,8 +86,21 @@ def burst_worker_spec(image: pulumi.Input[str], primary_pod_cidr: pulumi.Input[s
     )
 
 
-def frontend_spec(image: pulumi.Input[str], max_rps: int) -> WorkloadSpec:
+SPLIT_DIR = "/etc/meshburst/split"
+
+
+def split_env(split_mode: str, namespace: str) -> tuple[dict[str, str], dict[str, str]]:
+    """(env, ConfigMap mounts) telling the page where the worker split comes from: in manual mode the route's intent,
+    mounted (its `share` follows burstWeight without a restart), in auto mode the burst controller's /status."""
+    if split_mode == "auto":
+        return {"SPLIT_MODE": "auto", "SPLIT_STATUS_URL": status_url(SPLIT_CONTROLLER, namespace)}, {}
+    share_file = f"{SPLIT_DIR}/{INTENT_KEY}"
+    return {"SPLIT_MODE": "manual", "SPLIT_SHARE_FILE": share_file}, {SPLIT_DIR: intent_name(WORKER_ROUTE)}
+
+
+def frontend_spec(image: pulumi.Input[str], max_rps: int, split_mode: str, namespace: str) -> WorkloadSpec:
     """The String Hashr page and load generator; changing its rate takes the token mounted from a Secret."""
+    env, config_mounts = split_env(split_mode, namespace)
     return WorkloadSpec(
         name="frontend",
         labels={"app": FRONTEND_APP},
@@ -93,8 +111,10 @@ def frontend_spec(image: pulumi.Input[str], max_rps: int) -> WorkloadSpec:
             "PROCESSOR_URL": WORKER_URL,
             "HASHR_TOKEN_FILE": f"{HASHR_TOKEN_DIR}/{HASHR_TOKEN_KEY}",
             "MAX_RPS": str(max_rps),
+            **env,
         },
         secret_mounts={HASHR_TOKEN_DIR: HASHR_TOKEN_SECRET},
+        config_mounts=config_mounts,
         # Ready only while Redis answers and the results reader is connected.
         ready_path="/readyz",
         # One sender: two replicas would each send at the chosen rate.
@@ -227,6 +247,8 @@ class HashrAppArgs(TypedDict):
     """The frontend image (the same code as the worker, started as the frontend)."""
     max_rps: int
     """The highest rate the String Hashr page may set."""
+    split_mode: str
+    """burstMode: where the page reads the worker split (the intent in manual mode, the controller in auto)."""
 
 
 class HashrApp(pulumi.ComponentResource):
@@ -257,7 +279,7 @@ class HashrApp(pulumi.ComponentResource):
         self.hashr_token = pulumi.Output.secret(token.result)
         register_workload(
             f"{name}-frontend",
-            frontend_spec(args["frontend_image"], args["max_rps"]),
+            frontend_spec(args["frontend_image"], args["max_rps"], args["split_mode"], namespace),
             namespace,
             pulumi.ResourceOptions(parent=self, depends_on=[token_secret]),
         )

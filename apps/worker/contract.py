@@ -1,7 +1,7 @@
 """The cloud-burst app's contract: the names and ports its services, routes, apps and controller agree on.
 
 One place for each: the Pulumi components build Services, routes and environment from these, and the apps
-(which ship this file in their image) read their defaults from it. The burstwatch image stays standalone:
+(which ship this file in their image) read their defaults from it. The controller image stays standalone:
 its component hands it what it needs from here as environment variables.
 """
 
@@ -37,3 +37,8 @@ CLUSTER_TYPES = MappingProxyType({"primary": "primary-cluster", "burst": "burst-
 """Istio cluster name -> the worker pods' `cluster-type` label; the worker split's subsets, in route order."""
 WORKER_ROUTE = "worker-split"
 """The VirtualService and DestinationRule that split worker traffic between the clusters."""
+RATE_WINDOW = "30s"
+"""The window the burst controller reads the offered rate over (rate() over six 5 s scrapes; README "Cloud burst,
+automatic" says why), and the dashboard draws it with."""
+SPLIT_CONTROLLER = "burstwatch"
+"""The controller that writes WORKER_ROUTE in auto mode (its Deployment, Service and account)."""

@@ -11,6 +11,12 @@ an ok request whose result never arrives within RESULT_GRACE_SECONDS is counted 
 
 Viewing is public (the page, /stats, /events); changing the rate needs the token. /readyz is ready
 only while Redis answers and the results reader is connected.
+
+The page also shows the worker split between the clusters and who sets it (`split` in the stats):
+SPLIT_MODE=manual with SPLIT_SHARE_FILE, the worker route's intent as mounted from its ConfigMap (its `share`
+is the percent the stack routes to the burst cluster, burstWeight: a new value reaches the file without a
+restart); or SPLIT_MODE=auto with SPLIT_STATUS_URL, the burst controller's GET /status. Either is read every
+SPLIT_POLL_SECONDS (default 5). Unset: the split is not shown. Neither being away ever affects the work.
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ from common import (
     redis_url,
 )
 from contract import BURST_PREFIX, WORKER_URL
-from envvars import clip, env_int
+from envvars import clip, env_int, env_seconds
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
@@ -62,6 +68,9 @@ TICK_S = 0.005
 FLUSH_S = 0.25
 SHOWN_RESULTS = 20
 PAGE = Path(__file__).resolve().parent / "static" / "index.html"
+SPLIT_MODES = ("manual", "auto")
+STATUS_TIMEOUT_S = 2.0
+STATUS_BYTES = 16_384
 IN_FLIGHT, OK, FAILED = 0, 1, 2
 TEXT = {"content-type": "text/plain"}
 log = logging.getLogger("frontend")
@@ -118,6 +127,90 @@ def read_token() -> str:
 
 
 @dataclass(frozen=True)
+class SplitSource:
+    """Where the page's split comes from: the stack's setting (manual) or the burst controller (auto)."""
+
+    mode: str
+    share_file: str | None = None
+    """manual: the worker route's intent.json, mounted from its ConfigMap; `share` is burstWeight."""
+    status_url: str | None = None
+    """auto: the burst controller's GET /status."""
+    poll_s: float = 5.0
+
+    @classmethod
+    def from_env(cls) -> SplitSource | None:
+        mode = os.environ.get("SPLIT_MODE", "").strip()
+        if not mode:
+            return None
+        if mode not in SPLIT_MODES:
+            raise ValueError(f"SPLIT_MODE={clip(mode)!r} is not one of {list(SPLIT_MODES)}")
+        poll_s = env_seconds("SPLIT_POLL_SECONDS", 5.0, 0.2, 300.0)
+        if mode == "manual":
+            path = os.environ.get("SPLIT_SHARE_FILE", "").strip()
+            if not path:
+                raise ValueError(
+                    "SPLIT_MODE=manual needs SPLIT_SHARE_FILE, the worker route's intent.json (share: burstWeight)"
+                )
+            return cls(mode, share_file=path, poll_s=poll_s)
+        url = os.environ.get("SPLIT_STATUS_URL", "").strip()
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(
+                f"SPLIT_MODE=auto needs SPLIT_STATUS_URL, the burst controller's http://.../status (got {clip(url)!r})"
+            )
+        return cls(mode, status_url=url, poll_s=poll_s)
+
+
+def split_from_intent(text: str) -> dict:
+    """The page's split from the worker route's intent while Pulumi writes the route (builders/routes.py: `share`)."""
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        raise ValueError("the intent is not JSON") from None
+    share = payload.get("share") if isinstance(payload, dict) else None
+    if isinstance(share, bool) or not isinstance(share, int) or not 0 <= share <= 100:
+        raise ValueError(f"the intent has no share from 0 to 100 (got {clip(repr(share))})")
+    return {"mode": "manual", "burst_share": share, "state": "", "writer": False, "updated": "", "error": ""}
+
+
+def _read_small(path: str) -> str:
+    with open(path, encoding="utf-8") as file:
+        text = file.read(STATUS_BYTES + 1)
+    if len(text) > STATUS_BYTES:
+        raise ValueError(f"{path} is larger than {STATUS_BYTES} bytes")
+    return text
+
+
+async def _get_small(client: aiohttp.ClientSession, url: str) -> bytes:
+    async with client.get(url) as response:
+        body = await response.content.read(STATUS_BYTES + 1)
+        if response.status != 200:
+            raise ValueError(f"HTTP {response.status}")
+        if len(body) > STATUS_BYTES:
+            raise ValueError(f"the status is larger than {STATUS_BYTES} bytes")
+        return body
+
+
+def split_from_status(payload: object) -> dict:
+    """The page's split from the burst controller's /status JSON (contract: every status field is a string)."""
+    if not isinstance(payload, dict):
+        raise ValueError("the status is not a JSON object")
+    try:
+        share = round(float(payload["weight"]))
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"the status has no numeric weight (got {clip(repr(payload.get('weight')))})") from None
+    if not 0 <= share <= 100:
+        raise ValueError(f"the status's weight {share} is not a percentage")
+    return {
+        "mode": "auto",
+        "burst_share": share,
+        "state": str(payload.get("mode") or payload.get("phase") or ""),
+        "writer": payload.get("writer") in (True, "true"),
+        "updated": str(payload.get("updated") or ""),
+        "error": "",
+    }
+
+
+@dataclass(frozen=True)
 class Settings:
     token: str
     max_rps: int
@@ -127,6 +220,7 @@ class Settings:
     max_in_flight: int
     timeout: float
     result_grace: float
+    split: SplitSource | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -140,6 +234,7 @@ class Settings:
             max_in_flight=env_int("MAX_IN_FLIGHT", 256, 1, 10_000),
             timeout=env_int("REQUEST_TIMEOUT_MS", 2000, 10, 60_000) / 1000,
             result_grace=env_int("RESULT_GRACE_SECONDS", 30, 1, 600),
+            split=SplitSource.from_env(),
         )
 
 
@@ -197,6 +292,7 @@ class Hashr:
         self.in_flight: set[asyncio.Task] = set()
         self.reader_connected = False
         self.http: aiohttp.ClientSession | None = None
+        self.split = self._initial_split(settings.split)
         # Readiness pings on their own client, so a blocked XREAD never delays them.
         self.probe = redis.Redis.from_url(
             settings.bus_url, socket_connect_timeout=0.5, socket_timeout=0.5, retry=Retry(NoBackoff(), 0)
@@ -212,6 +308,20 @@ class Hashr:
             "burst_share": round(burst_share(m["prefix"] for m in self.recent), 4),
             "recent": len(self.recent),
             "status": "degraded" if any(self.failing.values()) else "ok",
+            "split": self.split,
+        }
+
+    @staticmethod
+    def _initial_split(source: SplitSource | None) -> dict | None:
+        if source is None:
+            return None
+        return {
+            "mode": source.mode,
+            "burst_share": None,
+            "state": "",
+            "writer": False,
+            "updated": "",
+            "error": "not read yet",
         }
 
     def _fault(self, part: str, message: str) -> None:
@@ -260,6 +370,9 @@ class Hashr:
             asyncio.create_task(self._read_loop()),
             asyncio.create_task(self._tick_loop()),
         ]
+        source = self.settings.split
+        if source is not None:
+            self.tasks.append(asyncio.create_task(self._split_loop(source)))
 
     async def stop(self) -> None:
         for task in [*self.tasks, *self.in_flight]:
@@ -427,6 +540,27 @@ class Hashr:
             return newest_id  # first start: only what comes from now on
         as_tuple = lambda i: tuple(int(x) for x in i.split(b"-"))  # noqa: E731
         return last_id if as_tuple(newest_id) >= as_tuple(last_id) else b"0-0"
+
+    # The split, from the burst controller
+
+    async def _split_loop(self, source: SplitSource) -> None:
+        """Read the split now and every poll; an error is shown, the last split is kept."""
+        timeout = aiohttp.ClientTimeout(total=STATUS_TIMEOUT_S)
+        async with aiohttp.ClientSession(timeout=timeout, skip_auto_headers=("User-Agent",)) as client:
+            while True:
+                before = dict(self.split or {})
+                try:
+                    if source.share_file is not None:
+                        self.split = split_from_intent(await asyncio.to_thread(_read_small, source.share_file))
+                    else:
+                        self.split = split_from_status(json.loads(await _get_small(client, str(source.status_url))))
+                except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:  # JSONDecodeError: ValueError
+                    detail = str(exc) or type(exc).__name__
+                    where = source.share_file or f"burst controller status {source.status_url}"
+                    self.split = {**before, "error": f"{where}: {clip(detail, 120)}"}
+                if self.split != before:
+                    self._broadcast("stats", self.stats())
+                await asyncio.sleep(source.poll_s)
 
     # Browsers
 

@@ -8,6 +8,7 @@ chart's `scrape_timeout: 10s`) is still part of the config Prometheus reads.
 from __future__ import annotations
 
 import copy
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -16,8 +17,20 @@ from typing import Any
 import pytest
 import yaml
 
-from builders.observability import PROMETHEUS_CHART, prometheus_values
+from builders.dashboards import DashboardSettings, dashboard_config_maps
+from builders.observability import (
+    GRAFANA_CHART,
+    KIALI_CHART,
+    KIALI_SECRETS_DIR,
+    PROMETHEUS_CHART,
+    kiali_remote_secret_metadata,
+    kiali_remote_secret_name,
+    prometheus_values,
+)
+from tests.support.chart_render import RENDERS, current_values, values_digest
 from tests.support.paths import DATA
+
+RENDER_HOW = json.loads(RENDERS.read_text())["how"]
 
 CHART_DEFAULTS = DATA / "prometheus-chart-27.46.0.yaml"
 # Blocks templates/cm.yaml adds to prometheus.yml that this renderer does not write; our values must leave them unset.
@@ -173,3 +186,68 @@ def test_debian_promtool_knows_no_kubernetes_sd_and_the_swap_changes_nothing_els
         if job.pop("kubernetes_sd_configs", None) is not None:
             job["static_configs"] = []
     assert swapped == original
+
+
+# Grafana's dashboards and Kiali's remote cluster, as the charts render our values (real `helm template`, recorded
+# in tests/data/chart-renders.json by tests/support/chart_render.py).
+
+
+def recorded(chart: str) -> dict[str, Any]:
+    document = json.loads(RENDERS.read_text())[chart]
+    assert document["values_sha256"] == values_digest(current_values()[chart]), (
+        f"the {chart} values changed since tests/data/chart-renders.json was rendered: re-render it ({RENDER_HOW})"
+    )
+    return document
+
+
+def test_the_renders_are_of_the_pinned_charts_and_of_todays_values():
+    document = json.loads(RENDERS.read_text())
+    assert document["grafana"]["chart"] == list(GRAFANA_CHART[1:])
+    assert document["kiali"]["chart"] == list(KIALI_CHART[1:])
+    recorded("grafana")
+    recorded("kiali")
+
+
+def test_grafana_loads_every_dashboard_config_map_the_program_creates():
+    render = recorded("grafana")
+    volumes = {v["name"]: v["configMap"]["name"] for v in render["volumes"]}
+    mounted = {m["mountPath"]: volumes[m["name"]] for m in render["mounts"] if m["name"] in volumes}
+    # Each provider reads a folder; the chart mounts one ConfigMap there; Grafana loads every *.json in it.
+    read = {p["name"]: mounted[p["options"]["path"]] for p in render["provisioning"]["providers"]}
+    assert all(p["type"] == "file" for p in render["provisioning"]["providers"])
+    maps = {m["metadata"]["name"]: m["data"] for m in dashboard_config_maps("1.30.3", DashboardSettings())}
+    assert set(read.values()) == set(maps), "every ConfigMap the program creates is read, and no other"
+    titles = {
+        json.loads(text)["title"]
+        for name in read.values()
+        for file, text in maps[name].items()
+        if file.endswith(".json")
+    }
+    assert titles == {
+        "Istio Mesh Dashboard",
+        "Istio Service Dashboard",
+        "Istio Workload Dashboard",
+        "Istio Control Plane Dashboard",
+        "meshburst: canary and cloud burst",
+    }
+    assert {
+        "mountPath": "/etc/grafana/provisioning/dashboards/dashboardproviders.yaml",
+        "name": "config",
+        "subPath": "dashboardproviders.yaml",
+    } in render["mounts"]
+
+
+def test_kiali_reads_the_burst_clusters_secret_as_cluster_burst_and_starts_without_it():
+    render = recorded("kiali")
+    assert render["config"]["auth"]["strategy"] == "anonymous"
+    assert render["config"]["view_only_mode"] is True
+    assert render["config"]["kubernetes_config"] == {"cluster_name": "primary"}
+    assert render["config"]["clustering"]["autodetect_secrets"]["enabled"] is False
+    name = kiali_remote_secret_name("burst")
+    [volume] = [v for v in render["volumes"] if v["secret"]["secretName"] == name]
+    assert volume["secret"]["optional"] is True, "Kiali starts before the burst stack writes the secret"
+    [mount] = [m for m in render["mounts"] if m["name"] == volume["name"]]
+    # Kiali reads /kiali-remote-cluster-secrets/<secret>/<file> as the kubeconfig of the cluster named <file>: the
+    # burst stack's secret has one key, the cluster's Istio name.
+    assert mount["mountPath"] == f"{KIALI_SECRETS_DIR}/{name}"
+    assert kiali_remote_secret_metadata("burst")["name"] == name

@@ -18,7 +18,7 @@ from tools.mockrun import Run
 def test_only_a_digest_counts_as_pinned_for_prebuilt_images(reference: str, policy: str):
     from tools.mockrun import run_both
 
-    images = {n: reference.format(name=n) for n in ("shark-v1", "shark-v2", "worker", "frontend", "burstwatch")}
+    images = {n: reference.format(name=n) for n in ("shark-v1", "shark-v2", "worker", "frontend", "controller")}
     primary, burst = run_both({"images": images})
     for run, deployment in ((primary, "shark-shark-v2"), (primary, "worker-frontend"), (burst, "worker-worker")):
         [container] = run.one("kubernetes:apps/v1:Deployment", deployment).get("spec.template.spec.containers")

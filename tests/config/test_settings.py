@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import yaml
 
@@ -45,6 +47,8 @@ BAD_PROGRAM_CONFIGS = [
     ("primary", {"nodeCount": "0"}, "meshburst:nodeCount"),
     ("primary", {"role": "edge"}, "meshburst:role"),
     ("primary", {"burstMode": "sometimes"}, "meshburst:burstMode"),
+    ("primary", {"burstMode": "auto", "burstPolicy": "spill"}, "meshburst:burstPolicy"),
+    ("primary", {"burstPolicy": "overflow", "primaryCapacityRps": "0"}, "meshburst:primaryCapacityRps"),
     ("primary", {"burstLowRps": "20"}, "meshburst:burstLowRps"),
     ("primary", {"gcp:project": None}, "gcp:project"),
     ("burst", {"istioVersion": "newest"}, "meshburst:istioVersion"),
@@ -134,6 +138,7 @@ def test_defaults_follow_the_design_table():
     assert (s.istio_version, s.mesh_id, s.mesh_network) == ("1.30.3", "mesh1", "network1")
     assert (s.canary_weight, s.burst_weight, s.burst_mode) == (20, 0, "manual")
     assert (s.burst_high_rps, s.burst_low_rps) == (15.0, 10.0)
+    assert (s.burst_policy, s.primary_capacity_rps) == ("switch", 40.0)
     assert s.primary_stack == "organization/meshburst/primary"
     assert s.hashr_max_rps == 100
     assert s.images is None
@@ -161,9 +166,11 @@ def test_pulumi_yaml_declares_every_key_with_the_settings_default():
     declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
     for key, default in DEFAULTS.items():
         namespace, name = key.split(":")
-        if namespace != "meshburst" or name in ("images", "addons"):
+        if namespace != "meshburst" or name in ("images", "addons", "canaryMatch", "canaryFault"):
             continue
         assert name in declared, f"{name} is not declared in Pulumi.yaml"
+        # The only types Pulumi's project schema (sdk/go/common/workspace/project.json) accepts for a config key.
+        assert declared[name]["type"] in ("string", "integer", "boolean", "array"), name
         assert declared[name]["description"]
         if default is not None:
             assert str(declared[name]["default"]).lower() == default.lower(), name
@@ -216,6 +223,32 @@ def test_low_rps_must_be_below_high_rps(low: str, high: str):
     assert f"meshburst:burstLowRps = {float(low):g} is not below meshburst:burstHighRps = {float(high):g}" in message
 
 
+@pytest.mark.parametrize("bad", ["switched", "Overflow", "", "auto"])
+def test_unknown_burst_policy_names_key_value_and_the_policies(bad: str):
+    [message] = problems(burstPolicy=bad)
+    assert message.startswith(f"meshburst:burstPolicy = {bad!r} is not allowed: expected switch or overflow")
+    assert "pulumi config set burstPolicy" in message
+
+
+@pytest.mark.parametrize("bad", ["0", "-40", "nan", "inf", "forty", ""])
+def test_primary_capacity_must_be_a_positive_number(bad: str):
+    [message] = problems(burstPolicy="overflow", primaryCapacityRps=bad)
+    assert message.startswith(
+        f"meshburst:primaryCapacityRps = {bad!r} is not allowed: expected a number greater than 0"
+    )
+
+
+@pytest.mark.parametrize(("policy", "capacity"), [("switch", "40"), ("overflow", "12.5"), ("overflow", " 400 ")])
+def test_good_policies_and_capacities_parse(policy: str, capacity: str):
+    s = parse(burstMode="auto", burstPolicy=policy, primaryCapacityRps=capacity)
+    assert (s.burst_policy, s.primary_capacity_rps) == (policy, float(capacity))
+
+
+def test_a_bad_capacity_does_not_hide_thresholds_in_the_wrong_order():
+    found = problems(primaryCapacityRps="0", burstLowRps="20", burstHighRps="15")
+    assert [p.split(" = ")[0] for p in found] == ["meshburst:primaryCapacityRps", "meshburst:burstLowRps"]
+
+
 @pytest.mark.parametrize("bad", ["0", "-3", "nan", "inf", "fast"])
 def test_rps_thresholds_must_be_positive_numbers(bad: str):
     assert any("meshburst:burstHighRps" in p and "a number greater than 0" in p for p in problems(burstHighRps=bad))
@@ -246,9 +279,17 @@ def test_addons_reject_unknown_names_and_non_booleans():
     assert parse(addons='{"grafana": true}').addons.grafana is True
 
 
-def test_images_must_name_every_image():
-    [message] = problems(images='{"worker": "example/worker:1"}')
-    assert "meshburst:images" in message and "missing ['shark-v1', 'shark-v2', 'frontend', 'burstwatch']" in message
+def test_images_may_name_some_images_and_only_known_ones():
+    assert parse(images='{"worker": "example/worker:1"}').images == {"worker": "example/worker:1"}
+    [message] = problems(images='{"workers": "example/worker:1", "frontend": " "}')
+    assert "meshburst:images" in message and "unknown names ['workers']" in message
+    assert "not an image reference: ['frontend']" in message
+
+
+def test_images_under_a_former_name_say_its_new_one():
+    images = {n: f"example/{n}:1" for n in ("shark-v1", "shark-v2", "worker", "frontend", "burstwatch")}
+    [message] = problems(images=json.dumps(images))
+    assert "unknown names ['burstwatch']" in message and "burstwatch is now called controller" in message
 
 
 def test_every_problem_is_reported_at_once():
@@ -305,4 +346,121 @@ def test_bad_config_stops_the_real_program_before_any_resource(stack: str, confi
     assert isinstance(caught.value.error, ConfigError)
     assert key in str(caught.value.error)
     assert str(caught.value.error).startswith("meshburst: invalid stack configuration, nothing was changed")
+    assert caught.value.resources == []
+
+
+# --- the progressive canary's keys ------------------------------------------------------------------------------
+
+
+def test_canary_defaults_are_manual_with_flaggers_usual_steps():
+    canary = parse().canary
+    assert canary.mode == "manual"
+    assert canary.steps == (5, 10, 25, 50, 100)
+    assert (canary.interval_s, canary.min_requests, canary.progress_deadline_s) == (60, 20, 600)
+    assert (canary.max_error_percent, canary.max_p99_ms, canary.max_regression_percent) == (1.0, 500.0, None)
+    assert (canary.on_deadline, canary.failure_limit, canary.webhook_url) == ("hold", 2, None)
+
+
+@pytest.mark.parametrize(
+    ("key", "bad", "allowed"),
+    [
+        ("canaryMode", "auto", "manual or progressive"),
+        ("canarySteps", "[5, 10, 50]", "ending at 100"),
+        ("canarySteps", "[50, 10, 100]", "strictly ascending"),
+        ("canarySteps", "[10, 10, 100]", "strictly ascending"),
+        ("canarySteps", "[0, 100]", "each 1-100"),
+        ("canarySteps", "[10.5, 100]", "whole percentages"),
+        ("canarySteps", "[]", "a JSON list"),
+        ("canarySteps", "10,100", "a JSON list"),
+        ("canaryInterval", "5", "a whole number from 10 to 3600"),
+        ("canaryInterval", "1m", "a whole number from 10 to 3600"),
+        ("canaryMaxErrorPercent", "0", "a number greater than 0 and at most 100"),
+        ("canaryMaxErrorPercent", "101", "a number greater than 0 and at most 100"),
+        ("canaryMaxP99Ms", "-5", "a number greater than 0"),
+        ("canaryMaxP99Ms", "nan", "a number greater than 0"),
+        ("canaryMaxRegressionPercent", "-1", "a number at least 0"),
+        ("canaryMinRequests", "0", "a whole number from 1 to 1000000"),
+        ("canaryProgressDeadline", "abc", "a whole number from 10 to 86400"),
+        ("canaryOnDeadline", "pause", "hold or rollback"),
+        ("canaryFailureLimit", "0", "a whole number from 1 to 100"),
+    ],
+)
+def test_bad_canary_value_names_key_value_and_what_is_allowed(key: str, bad: str, allowed: str):
+    [message] = problems(**{key: bad})
+    assert message.startswith(f"meshburst:{key} = {bad!r} is not allowed")
+    assert allowed in message
+
+
+def test_good_canary_values_parse():
+    canary = parse(
+        canaryMode="progressive",
+        canarySteps="[1, 100]",
+        canaryInterval="10",
+        canaryMaxErrorPercent="0.5",
+        canaryMaxP99Ms="1200",
+        canaryMaxRegressionPercent="0",
+        canaryMinRequests="1",
+        canaryProgressDeadline="10",
+        canaryOnDeadline="rollback",
+        canaryFailureLimit="1",
+    ).canary
+    assert canary.steps == (1, 100)
+    assert (canary.max_error_percent, canary.max_p99_ms, canary.max_regression_percent) == (0.5, 1200.0, 0.0)
+    assert (canary.interval_s, canary.progress_deadline_s, canary.on_deadline, canary.failure_limit) == (
+        10,
+        10,
+        "rollback",
+        1,
+    )
+
+
+def test_progressive_needs_prometheus():
+    [message] = problems(canaryMode="progressive", addons='{"prometheus": false}')
+    assert "canaryMode = 'progressive'" in message and "addons.prometheus true" in message
+
+
+def test_deadline_shorter_than_an_interval_is_refused():
+    [message] = problems(canaryInterval="120", canaryProgressDeadline="60")
+    assert "canaryProgressDeadline = 60 is shorter than meshburst:canaryInterval = 120" in message
+
+
+URL = "https://hooks.example.com/services/T000/B000/s3cr3t"
+
+
+def test_webhook_url_must_be_stored_encrypted():
+    [message] = problems(canaryWebhookUrl=URL)
+    assert "meshburst:canaryWebhookUrl is stored in plain text" in message
+    assert "pulumi config set --secret canaryWebhookUrl" in message
+    assert "s3cr3t" not in message
+
+
+@pytest.mark.parametrize(
+    "bad", ["hooks.example.com/x", "ftp://example.com/s3cr3t", "https:///s3cr3t", "https://a b/s3cr3t"]
+)
+def test_bad_webhook_url_is_refused_without_echoing_the_secret(bad: str):
+    with pytest.raises(ConfigError) as caught:
+        parse_settings(
+            {"gcp:project": PROJECT_ID, "meshburst:canaryWebhookUrl": bad},
+            "primary",
+            secret_keys=frozenset({"meshburst:canaryWebhookUrl"}),
+        )
+    [message] = caught.value.problems
+    assert "not an http:// or https:// URL with a host" in message
+    assert "s3cr3t" not in message and bad not in message
+
+
+def test_webhook_url_held_as_secret_parses_and_never_shows_in_a_repr():
+    settings = parse_settings(
+        {"gcp:project": PROJECT_ID, "meshburst:canaryWebhookUrl": URL},
+        "primary",
+        secret_keys=frozenset({"meshburst:canaryWebhookUrl"}),
+    )
+    assert settings.canary.webhook_url == URL
+    assert "s3cr3t" not in repr(settings)
+
+
+def test_a_bad_canary_value_registers_nothing():
+    with pytest.raises(RunFailed) as caught:
+        run_stack("primary", {"canaryMode": "progressive", "canarySteps": "[5, 50]"})
+    assert "meshburst:canarySteps" in str(caught.value)
     assert caught.value.resources == []

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-import select
+import selectors
 import subprocess
 import sys
 import tempfile
@@ -35,7 +35,7 @@ from tools.mockrun import KNOWN_AFTER_APPLY, Resource, Run, run_both, run_stack
 POLICY_DIR = ROOT / "policy"
 SECRET_KEY = "4dabf18193072939515e22adb298388d"  # Pulumi's wire signature key and its secret marker
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
-PREBUILT = {n: f"ghcr.io/acme/{n}:1.4.2" for n in ("shark-v1", "shark-v2", "worker", "frontend", "burstwatch")}
+PREBUILT = {n: f"ghcr.io/acme/{n}:1.4.2" for n in ("shark-v1", "shark-v2", "worker", "frontend", "controller")}
 
 
 @contextmanager
@@ -52,7 +52,10 @@ def pack_server() -> Iterator[analyzer_pb2_grpc.AnalyzerStub]:
         )
         try:
             assert process.stdout is not None
-            ready, _, _ = select.select([process.stdout], [], [], 60)
+            # A selector, not select(): select() fails outright on a descriptor numbered 1024 or more.
+            with selectors.DefaultSelector() as selector:
+                selector.register(process.stdout, selectors.EVENT_READ)
+                ready = selector.select(timeout=60)
             line = process.stdout.readline().decode() if ready else ""
             if not re.fullmatch(r"\d+\n", line):
                 process.kill()
@@ -135,8 +138,18 @@ def findings(diagnostics: list[analyzer_pb2.AnalyzeDiagnostic]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def every_mode(default_runs: tuple[Run, Run]) -> dict[str, Run]:
-    """Both stacks by default; auto burst with every add-on; prebuilt images with every add-on off."""
-    full = run_both({"burstMode": "auto", "addons": {"prometheus": True, "grafana": True, "kiali": True}})
+    """Both stacks by default; auto burst, progressive canary with a fault and every add-on; prebuilt images with
+    every add-on off."""
+    full = run_both(
+        {
+            "burstMode": "auto",
+            "canaryMode": "progressive",
+            "canaryFault": {"abort": {"status": 500, "percent": 5}},
+            "addons": {"prometheus": True, "grafana": True, "kiali": True},
+        },
+        # Kiali on both stacks: the burst one then gives the primary's Kiali its reader.
+        {"addons": {"kiali": True}},
+    )
     prebuilt = run_both({"images": PREBUILT, "addons": {"prometheus": False, "grafana": False, "kiali": False}})
     runs = {"primary": default_runs[0], "burst": default_runs[1]}
     runs |= {"primary auto+addons": full[0], "burst (auto primary)": full[1]}
@@ -316,7 +329,7 @@ def test_the_readme_lists_every_policy_and_how_to_run_and_waive():
 
 def test_the_pack_imports_nothing_its_own_requirements_do_not_provide():
     """The CLI runs the pack in policy/venv (pulumi-policy and the Pulumi SDK only), not in the program's venv."""
-    program_only = ["components", "apps", "stacks", "tools", "tests", "pulumi_kubernetes", "pulumi_gcp"]
+    program_only = ["components", "stacks", "tools", "tests", "pulumi_kubernetes", "pulumi_gcp"]
     program_only += ["pulumi_random", "pulumi_docker_build", "kubernetes_validate", "httpx"]
     done = subprocess.run(
         [
@@ -333,3 +346,18 @@ def test_the_pack_imports_nothing_its_own_requirements_do_not_provide():
     loaded = set(done.stdout.split())
     assert {"pulumi_policy", "policy"} <= loaded
     assert loaded.isdisjoint(program_only), sorted(loaded & set(program_only))
+    # From the program, only the pure route renderer and its Pulumi-free wrapper: the standard library's alone.
+    shared = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, policy.pack; print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('apps', 'builders', 'config'))))",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert shared.stdout.split() == ["apps", "apps.lib", "apps.lib.meshroute", "builders", "builders.routes"]

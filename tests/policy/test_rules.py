@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -271,12 +272,13 @@ def test_a_service_account_token_needs_a_written_waiver():
 def test_waivers_are_few_and_each_says_why():
     assert [(w.checkov_id, w.checkov_resource, w.policy) for w in exceptions.WAIVERS] == [
         ("CKV_K8S_38", "Deployment.meshburst.burstwatch", "workload-service-account-token"),
+        ("CKV_K8S_38", "Deployment.meshburst.canarywatch", "workload-service-account-token"),
         ("CKV_K8S_43", "Deployment.meshburst.redis", None),
     ]
     assert all(len(w.reason) > 30 for w in exceptions.WAIVERS)
     policy_names = {r.name for r in RESOURCE_RULES}
     assert all(w.policy is None or w.policy in policy_names for w in exceptions.WAIVERS)
-    assert exceptions.checkov_skips("meshburst", "redis") == {"CKV_K8S_43": exceptions.WAIVERS[1].reason}
+    assert exceptions.checkov_skips("meshburst", "redis") == {"CKV_K8S_43": exceptions.WAIVERS[-1].reason}
 
 
 VIRTUAL_SERVICE = "kubernetes:networking.istio.io/v1:VirtualService"
@@ -495,3 +497,62 @@ def test_a_cluster_without_workload_identity_or_shielded_nodes_is_refused():
     assert violations("cluster-shielded-nodes", gcp_controls.CLUSTER, cluster) == [
         "enableShieldedNodes is False, expected True: nodes would not be shielded"
     ]
+
+
+def intent_config_map(route: dict[str, Any] | None = None, writer: str = "controller", text: str | None = None) -> dict:
+    from apps.lib.meshroute import RouteSpec
+
+    spec = RouteSpec(
+        name="shark",
+        namespace="meshburst",
+        host="shark",
+        subsets={"v1": {"version": "v1"}, "v2": {"version": "v2"}},
+        share_to_second=20,
+        port=8080,
+    )
+    document = {"version": 1, "writer": writer, "policy": "canary", "route": route or spec.to_json(), "settings": {}}
+    document["settings"]["steps"] = [5, 50, 100]
+    return {
+        "metadata": {"name": "shark-intent", "namespace": "meshburst"},
+        "data": {"intent.json": text if text is not None else json.dumps(document)},
+    }
+
+
+CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
+
+
+def test_an_intent_the_controller_can_render_passes():
+    assert violations("istio-route-intent", CONFIG_MAP, intent_config_map()) == []
+    assert violations("istio-route-intent", CONFIG_MAP, intent_config_map(writer="pulumi", text="{}")) == []
+    assert violations("istio-route-intent", CONFIG_MAP, {"metadata": {"name": "other"}, "data": {"k": "v"}}) == []
+
+
+def test_an_intent_the_controller_cannot_read_is_refused():
+    [message] = violations("istio-route-intent", CONFIG_MAP, intent_config_map(text="{not json"))
+    assert message.startswith("ConfigMap meshburst/shark-intent: intent.json is not the intent the controller reads")
+    broken = intent_config_map()
+    document = json.loads(broken["data"]["intent.json"])
+    del document["route"]["subsets"]
+    broken["data"]["intent.json"] = json.dumps(document)
+    [message] = violations("istio-route-intent", CONFIG_MAP, broken)
+    assert "KeyError" in message and "subsets" in message
+
+
+def test_subsets_of_a_rendered_route_must_exist_too():
+    intent = Resource(CONFIG_MAP, intent_config_map(), "urn:intent")
+    assert stack_violations("istio-route-subsets", [intent, destination_rule("shark", "v1", "v2")]) == []
+    found = stack_violations("istio-route-subsets", [intent, destination_rule("shark", "v1")])
+    # Rendered at 0, 5, 20, 50 and 100 %: every rendering names v2, which the rule lacks.
+    assert len(found) == 5
+    assert all(urn == "urn:intent" and "sends to subset 'v2'" in message for urn, message in found)
+
+
+def test_a_mirror_to_a_subset_no_destination_rule_defines_is_refused():
+    props = virtual_service(80, 20)
+    props["spec"]["http"][0]["mirrors"] = [
+        {"destination": {"host": "shark", "subset": "v9"}, "percentage": {"value": 5}}
+    ]
+    vs = Resource(VIRTUAL_SERVICE, props, "urn:vs")
+    [(urn, message)] = stack_violations("istio-route-subsets", [vs, destination_rule("shark", "v1", "v2")])
+    assert urn == "urn:vs"
+    assert "spec.http[0].mirrors[0] sends to subset 'v9'" in message

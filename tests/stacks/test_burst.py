@@ -98,3 +98,25 @@ def test_every_mismatch_is_reported_at_once(primary_run: Run):
             "burst", {"meshId": "mesh2", "istioVersion": "1.29.0"}, stack_references={PRIMARY_REF: primary_run.outputs}
         )
     assert [p.split(" ")[0] for p in caught.value.error.problems] == ["meshburst:istioVersion", "meshburst:meshId"]
+
+
+def test_kiali_must_agree_and_the_fix_sets_it_by_path(primary_run: Run):
+    with pytest.raises(RunFailed) as caught:
+        run_stack(
+            "burst",
+            {"addons": {"kiali": True}},
+            stack_references={PRIMARY_REF: primary_run.outputs},
+            secret_outputs={PRIMARY_REF: primary_run.secret_outputs},
+        )
+    assert caught.value.error.problems == [
+        "meshburst:addons.kiali = 'true' on the burst stack, but the primary stack runs 'false': "
+        "set `pulumi config set --path addons.kiali false -s burst`"
+    ]
+    assert [r.type for r in caught.value.resources] == ["pulumi:pulumi:StackReference"]
+
+
+def test_without_kiali_the_burst_cluster_grants_no_kiali_reader(burst_run: Run):
+    assert burst_run.of_type("meshburst:observability:KialiRemoteAccess") == []
+    assert burst_run.of_type("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole") == [] or all(
+        "kiali" not in r.name for r in burst_run.of_type("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole")
+    )

@@ -1,19 +1,16 @@
-"""Stand-ins for what burstwatch talks to in a cluster, served on loopback and driven by the tests.
+"""Stand-ins for what the burst controller reads in a cluster, served on loopback and driven by the tests.
 
 RateExporter serves `istio_requests_total` with Istio's real label names, growing at a rate the test
-sets (as the frontend's sidecar would report). FakeKubeApi speaks the two Kubernetes API calls
-burstwatch makes (GET and JSON-PATCH one VirtualService), records every request and can fail on cue.
+sets (as the frontend's sidecar would report). The Kubernetes API stand-in is tests/support/fake_kube.py.
 """
 
 from __future__ import annotations
 
-import copy
-import json
 import threading
 import time
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+from http.server import BaseHTTPRequestHandler
+
+from tests.support.loopback import LoopbackServer
 
 ISTIO_LABELS = {
     "reporter": "source",
@@ -25,28 +22,6 @@ ISTIO_LABELS = {
     "request_protocol": "http",
     "response_code": "200",
 }
-
-
-def _serve(handler: type[BaseHTTPRequestHandler]) -> tuple[ThreadingHTTPServer, str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"127.0.0.1:{server.server_address[1]}"
-
-
-class LoopbackServer:
-    """A test HTTP server on loopback; `stop()`, or leaving a `with` block, shuts it down."""
-
-    server: ThreadingHTTPServer
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 class RateExporter(LoopbackServer):
@@ -73,7 +48,8 @@ class RateExporter(LoopbackServer):
             def log_message(self, *_args) -> None:
                 return
 
-        self.server, self.target = _serve(Handler)
+        self.serve(Handler)
+        self.target = self.address
 
     def total(self) -> float:
         with self.lock:
@@ -89,103 +65,3 @@ class RateExporter(LoopbackServer):
             changed_at = time.monotonic()
             self.rate_changes.append((changed_at, rate))
             return changed_at
-
-
-@dataclass
-class Recorded:
-    at: float
-    method: str
-    path: str
-    query: dict
-    content_type: str
-    body: object
-
-
-def apply_json_patch(document: dict, operations: list[dict]) -> dict:
-    """The `test` and `replace` operations of RFC 6902 (what burstwatch sends)."""
-    result = copy.deepcopy(document)
-    for op in operations:
-        *parents, last = [p for p in op["path"].split("/")[1:]]
-        target = result
-        for part in parents:
-            target = target[int(part)] if isinstance(target, list) else target[part]
-        key = int(last) if isinstance(target, list) else last
-        if op["op"] == "test":
-            if target[key] != op["value"]:
-                raise ValueError(f"test failed at {op['path']}")
-        elif op["op"] == "replace":
-            target[key] = op["value"]
-        else:
-            raise ValueError(f"unsupported op {op['op']}")
-    return result
-
-
-@dataclass
-class FakeKubeApi(LoopbackServer):
-    virtual_service: dict
-    requests: list[Recorded] = field(default_factory=list)
-    fail_next: list[int] = field(default_factory=list)
-    """Statuses to answer the next requests with, instead of serving them."""
-
-    def __post_init__(self) -> None:
-        api = self
-        self.lock = threading.Lock()
-        name = self.virtual_service["metadata"]["name"]
-        namespace = self.virtual_service["metadata"]["namespace"]
-        self.path = f"/apis/networking.istio.io/v1/namespaces/{namespace}/virtualservices/{name}"
-
-        class Handler(BaseHTTPRequestHandler):
-            def _answer(self, status: int, body: object) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def _handle(self) -> None:
-                url = urlsplit(self.path)
-                raw = self.rfile.read(int(self.headers.get("content-length", 0)))
-                with api.lock:
-                    api.requests.append(
-                        Recorded(
-                            time.monotonic(),
-                            self.command,
-                            url.path,
-                            parse_qs(url.query),
-                            self.headers.get("content-type", ""),
-                            json.loads(raw) if raw else None,
-                        )
-                    )
-                    if api.fail_next:
-                        status = api.fail_next.pop(0)
-                        self._answer(status, {"kind": "Status", "code": status, "reason": "injected"})
-                        return
-                    if url.path != api.path:
-                        self._answer(404, {"kind": "Status", "code": 404})
-                        return
-                    if self.command == "PATCH":
-                        try:
-                            api.virtual_service = apply_json_patch(api.virtual_service, json.loads(raw))
-                        except (ValueError, KeyError, IndexError) as exc:
-                            self._answer(422, {"kind": "Status", "code": 422, "message": str(exc)})
-                            return
-                    self._answer(200, api.virtual_service)
-
-            do_GET = _handle
-            do_PATCH = _handle
-
-            def log_message(self, *_args) -> None:
-                return
-
-        self.server, address = _serve(Handler)
-        self.url = f"http://{address}"
-
-    def patches(self) -> list[Recorded]:
-        with self.lock:
-            return [r for r in self.requests if r.method == "PATCH"]
-
-    def weights(self) -> tuple[int, int]:
-        with self.lock:
-            route = self.virtual_service["spec"]["http"][0]["route"]
-            return route[0]["weight"], route[1]["weight"]

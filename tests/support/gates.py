@@ -18,6 +18,8 @@ from typing import Any
 import kubernetes_validate
 import yaml
 
+from apps.lib.meshroute import RouteSpec, virtual_service_manifest
+from builders.routes import INTENT_KEY
 from components.gke_cluster import KUBERNETES_MINOR
 from tests.support.paths import DATA, ROOT
 from tools.chart_keys import unknown_keys
@@ -31,8 +33,26 @@ ISTIO_GROUPS = ("networking.istio.io/", "security.istio.io/")
 
 
 def objects(runs: Iterable[Run]) -> list[dict[str, Any]]:
-    """Every Kubernetes and Istio object the runs would apply, as manifests."""
-    return [manifest(r) for run in runs for r in run.resources if r.is_object]
+    """Every Kubernetes and Istio object the runs would apply, as manifests, and every route a controller would
+    write from their intents."""
+    runs = list(runs)
+    return [manifest(r) for run in runs for r in run.resources if r.is_object] + controller_routes(runs)
+
+
+def controller_routes(runs: Iterable[Run]) -> list[dict[str, Any]]:
+    """The VirtualServices the controllers render from each intent Pulumi writes (writer=controller), at every
+    share they can set: the starting one, 0, 100 and each canary step. Pulumi never applies these; they pass the
+    same gates as what it does apply."""
+    rendered = []
+    for run in runs:
+        for config_map in run.of_type("kubernetes:core/v1:ConfigMap"):
+            document = json.loads((config_map.inputs.get("data") or {}).get(INTENT_KEY, "{}"))
+            if document.get("writer") != "controller":
+                continue
+            spec = RouteSpec.from_json(document["route"])
+            shares = {spec.share_to_second, 0, 100, *document["settings"].get("steps", [])}
+            rendered += [virtual_service_manifest(spec.with_share(share)) for share in sorted(shares)]
+    return rendered
 
 
 def releases(runs: Iterable[Run]) -> list[Mapping[str, Any]]:

@@ -271,7 +271,15 @@ class RedisServer(Process):
 class PrometheusServer(Process):
     """Debian's prometheus on a free loopback port, scraping the given targets every `scrape_interval`."""
 
-    def __init__(self, log_dir: Path, targets: list[str], scrape_interval: str = "1s", port: int | None = None) -> None:
+    def __init__(
+        self,
+        log_dir: Path,
+        targets: list[str],
+        scrape_interval: str = "1s",
+        port: int | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> None:
+        """`labels`: added to every scraped series, as the in-cluster job's relabeling adds `namespace`."""
         binary = shutil.which("prometheus")
         if binary is None:
             raise RuntimeError("prometheus is not installed: run .ci/run, or apt-get install prometheus")
@@ -286,7 +294,7 @@ class PrometheusServer(Process):
             "scrape_configs:\n"
             "  - job_name: istio-proxies\n"
             "    static_configs:\n"
-            f"      - targets: {targets!r}\n"
+            f"      - targets: {targets!r}\n" + (f"        labels: {json.dumps(dict(labels))}\n" if labels else "")
         )
         data = log_dir / f"prometheus-data-{self.port}"
         super().__init__(

@@ -75,16 +75,18 @@ def test_every_kubernetes_and_istio_object_is_written_as_yaml(primary_plan: Path
     assert (helm["chart"], helm["version"], helm["values"]["global"]["meshID"]) == ("istiod", "1.30.3", "mesh1")
 
 
-def test_diff_of_canary_20_to_50_is_exactly_the_virtual_service_weights(primary_plan: Path):
+def test_diff_of_canary_20_to_50_is_exactly_the_route_weights(primary_plan: Path):
     result = plan("primary", "--set", "canaryWeight=50", "--diff", str(primary_plan))
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
         "meshburst plan diff, stack primary",
+        "~ kubernetes:core/v1:ConfigMap shark-route-intent",
+        "    data.intent.json.share: 20 -> 50",
         "~ kubernetes:networking.istio.io/v1:VirtualService shark-route-virtual-service",
         "    spec.http[1].route[0].weight: 80 -> 50",
         "    spec.http[1].route[1].weight: 20 -> 50",
         "~ output canaryWeight: 20 -> 50",
-        f"0 to add, 1 to change, 0 to remove, {len(rows(primary_plan)) - 1} unchanged",
+        f"0 to add, 2 to change, 0 to remove, {len(rows(primary_plan)) - 2} unchanged",
     ]
 
 
@@ -93,13 +95,22 @@ def test_diff_shows_what_appears(primary_plan: Path):
     lines = result.stdout.splitlines()
     assert "+ kubernetes:apps/v1:Deployment burstwatch-controller" in lines
     assert "+ kubernetes:rbac.authorization.k8s.io/v1:Role burstwatch-role" in lines
+    assert "+ kubernetes:core/v1:ConfigMap worker-split-status" in lines
     assert "~ output burstMode: manual -> auto" in lines
-    # The controller owns the worker weights now: Pulumi is told to ignore them.
-    assert "~ kubernetes:networking.istio.io/v1:VirtualService worker-split-virtual-service" in lines
-    assert '    options.ignoreChanges: [] -> ["spec.http[0].route[0].weight", "spec.http[0].route[1].weight"]' in lines
-    assert '    metadata.annotations: {"pulumi.com/patchForce": "true"} -> (absent)' in lines
+    # The controller writes the worker route now: Pulumi lets go of it without deleting it, and says so.
+    assert (
+        "- kubernetes:networking.istio.io/v1:VirtualService worker-split-virtual-service"
+        "  (leaves the stack; the live object stays: retainOnDelete)"
+    ) in lines
+    assert "~ kubernetes:core/v1:ConfigMap worker-split-intent" in lines
+    assert "    data.intent.json.writer: pulumi -> controller" in lines
+    assert "    data.intent.json.settings.highRps: (absent) -> 15.0" in lines
     assert "+ kubernetes:networking.k8s.io/v1:NetworkPolicy burstwatch-controller-network-policy" in lines
-    assert lines[-1].startswith("7 to add, 1 to change, 0 to remove")
+    # The Hashr page now reads the split from the controller's /status, through its Service.
+    assert "+ kubernetes:core/v1:Service burstwatch-service" in lines
+    assert "~ kubernetes:apps/v1:Deployment worker-frontend" in lines
+    assert "    spec.template.spec.containers[0].env[name=SPLIT_MODE].value: manual -> auto" in lines
+    assert lines[-1].startswith("9 to add, 2 to change, 1 to remove")
 
 
 def test_burst_plan_reads_the_primary_outputs_by_name(tmp_path: Path):
@@ -277,3 +288,14 @@ def test_out_replaces_the_manifests_of_an_earlier_plan(tmp_path: Path):
     assert result.returncode == 0, result.stderr
     assert not stale.exists(), "a manifest the program no longer renders stays out of the plan"
     assert (tmp_path / "manifests" / "virtualservice-meshburst-shark.yaml").exists()
+
+
+def test_a_json_document_in_a_string_changes_field_by_field():
+    from tools.plan import changed_fields
+
+    old = {"data": {"intent.json": '{"writer": "controller", "settings": {"steps": [5, 100], "intervalSeconds": 60}}'}}
+    new = {"data": {"intent.json": '{"writer": "controller", "settings": {"steps": [10, 100], "intervalSeconds": 60}}'}}
+    assert changed_fields(old, new) == [("data.intent.json.settings.steps[0]", 5, 10)]
+    # Plain strings, and strings that are not JSON objects, still change as a whole.
+    assert changed_fields({"a": "{not json"}, {"a": "{still not"}) == [("a", "{not json", "{still not")]
+    assert changed_fields({"a": "[1]"}, {"a": "[2]"}) == [("a", "[1]", "[2]")]

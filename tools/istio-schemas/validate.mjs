@@ -14,6 +14,8 @@ import ts from "typescript";
 
 const KINDS = {
   "networking.istio.io/v1": ["VirtualService", "DestinationRule", "Gateway", "ServiceEntry", "Sidecar"],
+  // EnvoyFilter is served only as v1alpha3 (the shark canary's fault injection, apps/lib/meshroute.py).
+  "networking.istio.io/v1alpha3": ["EnvoyFilter"],
   "security.istio.io/v1": ["AuthorizationPolicy", "PeerAuthentication", "RequestAuthentication"],
 };
 // "Object literal may only specify known properties" (2353), and its "did you mean" variant (2561).

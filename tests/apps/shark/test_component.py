@@ -110,13 +110,94 @@ def comparable(run: Run) -> dict[str, str]:
     return {r.urn: json.dumps(r.inputs, sort_keys=True) for r in run.resources}
 
 
-def test_changing_canary_weight_moves_only_the_virtual_service():
+def test_changing_canary_weight_moves_only_the_route():
     at_20 = comparable(run_stack("primary", {"canaryWeight": "20"}))
     at_50 = comparable(run_stack("primary", {"canaryWeight": "50"}))
     assert at_20.keys() == at_50.keys()
     changed = [urn.split("::")[-1] for urn in at_20 if at_20[urn] != at_50[urn]]
-    assert changed == ["shark-route-virtual-service"]
+    # The VirtualService, and the intent that records which share Pulumi wrote; no pod restarts.
+    assert sorted(changed) == ["shark-route-intent", "shark-route-virtual-service"]
 
 
 def test_shark_url_output(primary_run: Run):
     assert primary_run.outputs["sharkUrl"] == "http://35.3.3.3/"
+
+
+PREBUILT = {name: f"ghcr.io/acme/{name}:1.0" for name in ("shark-v1", "shark-v2", "worker", "frontend", "controller")}
+
+
+def progressive(**images: str) -> Run:
+    return run_stack("primary", {"canaryMode": "progressive", "images": PREBUILT | images})
+
+
+def settings(run: Run) -> dict:
+    return json.loads(run.one("kubernetes:core/v1:ConfigMap", "shark-route-intent").get("data")["intent.json"])[
+        "settings"
+    ]
+
+
+def test_progressive_intent_carries_the_revisions_steps_and_limits():
+    run = run_stack(
+        "primary",
+        {
+            "canaryMode": "progressive",
+            "canarySteps": "[10, 50, 100]",
+            "canaryInterval": "30",
+            "canaryMaxErrorPercent": "2.5",
+            "canaryMaxP99Ms": "250",
+            "canaryMaxRegressionPercent": "10",
+            "canaryMinRequests": "50",
+            "canaryProgressDeadline": "300",
+            "canaryOnDeadline": "rollback",
+            "canaryFailureLimit": "3",
+        },
+    )
+    found = settings(run)
+    assert len(found.pop("revision")) == 16 and len(found.pop("stableRevision")) == 16
+    assert found.pop("canaryImage").startswith("us-west1-docker.pkg.dev/meshburst-test-123/meshburst/shark-v2@sha256:")
+    assert found == {
+        "target": "shark-v2",
+        "steps": [10, 50, 100],
+        "intervalSeconds": 30,
+        "maxErrorPercent": 2.5,
+        "maxP99Ms": 250.0,
+        "maxRegressionPercent": 10.0,
+        "minRequests": 50,
+        "progressDeadlineSeconds": 300,
+        "onDeadline": "rollback",
+        "failureLimit": 3,
+        "metrics": {"namespace": "meshburst", "app": "shark", "stableVersion": "v1", "canaryVersion": "v2"},
+    }
+
+
+def test_a_new_v2_image_is_a_new_revision_and_only_v2_and_the_intent_change():
+    before, after = progressive(), progressive(**{"shark-v2": "ghcr.io/acme/shark-v2:1.1"})
+    assert settings(before)["revision"] != settings(after)["revision"]
+    assert settings(before)["stableRevision"] == settings(after)["stableRevision"]
+    changed = {
+        r.name for r in after.resources if r.inputs != next(b for b in before.resources if b.urn == r.urn).inputs
+    }
+    assert changed == {"shark-route-intent", "shark-shark-v2"}
+
+
+def test_v2_pods_carry_their_revision_and_wait_for_the_intent():
+    run = progressive()
+    v2 = run.one("kubernetes:apps/v1:Deployment", "shark-shark-v2")
+    annotations = v2.get("spec.template.metadata.annotations")
+    assert annotations == {"meshburst.dev/revision": settings(run)["revision"]}
+    # The controller learns of a new revision (and moves v2's share to 0) before the new pods exist.
+    assert run.one("kubernetes:core/v1:ConfigMap", "shark-route-intent").urn in v2.dependencies
+    v1 = run.one("kubernetes:apps/v1:Deployment", "shark-shark-v1")
+    assert v1.get("spec.template.metadata").get("annotations") is None
+
+
+def test_v1_running_v2s_image_is_the_same_revision():
+    # Making v2 the new stable is `pulumi config set --path images.shark-v1 <v2's image>`: the revisions then agree.
+    run = progressive(**{"shark-v1": PREBUILT["shark-v2"]})
+    assert settings(run)["stableRevision"] == settings(run)["revision"]
+    assert settings(progressive())["stableRevision"] != settings(progressive())["revision"]
+
+
+def test_progressive_mode_output(primary_run: Run):
+    assert primary_run.outputs["canaryMode"] == "manual"
+    assert progressive().outputs["canaryMode"] == "progressive"

@@ -36,6 +36,8 @@ def test_primary_runs_redis_frontend_and_worker(primary_run: Run):
         "REDIS_URL": "redis-cache-service:6379",
         "HASHR_TOKEN_FILE": "/var/run/secrets/hashr/token",
         "MAX_RPS": "100",
+        "SPLIT_MODE": "manual",
+        "SPLIT_SHARE_FILE": "/etc/meshburst/split/intent.json",
     }
     assert deployments["frontend"].get("spec.replicas") == 1
     assert container(primary_run, "worker-worker")["image"].startswith(
@@ -256,3 +258,24 @@ def test_frontend_and_shark_admit_only_the_ingress_gateway(primary_run: Run):
 def test_clusters_enforce_network_policies(primary_run: Run, burst_run: Run):
     for run, name in ((primary_run, "primary-cluster"), (burst_run, "burst-cluster")):
         assert run.one("gcp:container/cluster:Cluster", name).get("datapathProvider") == "ADVANCED_DATAPATH"
+
+
+def test_the_page_reads_the_split_from_the_intent_in_manual_mode_and_the_controller_in_auto(primary_run: Run):
+    pod = primary_run.one(DEPLOYMENT, "worker-frontend").get("spec.template.spec")
+    assert {"name": "config-worker-split-intent", "mountPath": "/etc/meshburst/split", "readOnly": True} in (
+        pod["containers"][0]["volumeMounts"]
+    )
+    # Optional: the frontend may start before the route's intent exists; kubelet fills the file in later.
+    assert {
+        "name": "config-worker-split-intent",
+        "configMap": {"name": "worker-split-intent", "defaultMode": 0o444, "optional": True},
+    } in pod["volumes"]
+    auto = run_stack("primary", {"burstMode": "auto"})
+    assert env(auto, "worker-frontend")["SPLIT_MODE"] == "auto"
+    assert (
+        env(auto, "worker-frontend")["SPLIT_STATUS_URL"] == "http://burstwatch.meshburst.svc.cluster.local:8080/status"
+    )
+    assert "SPLIT_SHARE_FILE" not in env(auto, "worker-frontend")
+    service = auto.one("kubernetes:core/v1:Service", "burstwatch-service")
+    assert service.get("spec.selector") == {"app": "burstwatch"}
+    assert service.get("spec.ports")[0]["port"] == 8080

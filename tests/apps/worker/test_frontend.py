@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import re
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
 
+from apps.worker.split import worker_route
+from builders.routes import intent_document
 from tests.support.browser import chromium
 from tests.support.mesh_split import WeightedSplitter
 from tests.support.servers import (
@@ -108,6 +113,13 @@ def test_tests_start_the_frontend_with_the_images_command(system):
         ({"MAX_RPS": "lots"}, r"frontend: MAX_RPS='lots' is not a whole number \(allowed: 1..1000\)"),
         ({"MAX_RPS": "0"}, r"frontend: MAX_RPS=0 is out of range \(allowed: 1..1000\)"),
         ({"MAX_RPS": "5000"}, r"frontend: MAX_RPS=5000 is out of range \(allowed: 1..1000\)"),
+        ({"SPLIT_MODE": "sometimes"}, r"frontend: SPLIT_MODE='sometimes' is not one of \['manual', 'auto'\]"),
+        ({"SPLIT_MODE": "manual"}, "frontend: SPLIT_MODE=manual needs SPLIT_SHARE_FILE"),
+        (
+            {"SPLIT_MODE": "manual", "SPLIT_SHARE_FILE": "x", "SPLIT_POLL_SECONDS": "0"},
+            r"frontend: SPLIT_POLL_SECONDS",
+        ),
+        ({"SPLIT_MODE": "auto"}, "frontend: SPLIT_MODE=auto needs SPLIT_STATUS_URL"),
     ],
 )
 def test_missing_token_or_bad_cap_refuses_to_start(tmp_path, env, message):
@@ -475,3 +487,133 @@ def test_browser_needs_the_token_to_change_the_rate_and_asks_for_it_once(system,
         page.click("#set-rate")
         page.wait_for_function("() => document.getElementById('error').textContent !== ''", timeout=5_000)
         assert page.inner_text("#error") == "rps 5000 is above this frontend's cap of 500 requests per second"
+
+
+# The split and who sets it, beside the stats; the rate field shows the rate in force
+
+
+class ControllerStatus:
+    """The burst controller's GET /status (contract: the status fields as strings, plus policy and writer)."""
+
+    def __init__(self, status: dict) -> None:
+        self.status = status
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = json.dumps(owner.status).encode()
+                self.send_response(200 if self.path == "/status" else 404)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_args: object) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/status"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+BURST_STATUS = {
+    "policy": "burst",
+    "writer": True,
+    "phase": "Burst",
+    "mode": "burst",
+    "weight": "100",
+    "lastVerdict": "",
+    "message": "",
+    "updated": "2026-11-23T05:00:00Z",
+    "state": "{}",
+}
+
+
+def test_page_shows_the_manual_split_and_the_rate_in_force_when_it_opens(tmp_path):
+    # The worker route's intent as kubelet mounts it from its ConfigMap: written the way the program writes it.
+    intent = tmp_path / "split" / "intent.json"
+    intent.parent.mkdir()
+    intent.write_text(intent_document(worker_route("meshburst", 30), "pulumi", "burst", {}))
+    with (
+        RedisServer(tmp_path) as bus,
+        start_frontend(
+            "frontend-manual-split",
+            tmp_path,
+            REDIS_URL=bus.url,
+            PROCESSOR_URL="http://127.0.0.1:9/",
+            SPLIT_MODE="manual",
+            SPLIT_SHARE_FILE=str(intent),
+            SPLIT_POLL_SECONDS="0.2",
+        ) as frontend,
+    ):
+        set_rate(frontend, 8)  # from a shell, before anyone opens the page
+        wait_until(lambda: stats(frontend)["split"]["burst_share"] == 30, 5, "the split read from the intent")
+        assert stats(frontend)["split"] == {
+            "mode": "manual",
+            "burst_share": 30,
+            "state": "",
+            "writer": False,
+            "updated": "",
+            "error": "",
+        }
+        with chromium() as browser:
+            page = browser.new_page()
+            page.goto(frontend.url + "/")
+            page.wait_for_function("() => document.getElementById('stat-rate').textContent === '8'", timeout=5_000)
+            assert page.input_value("#rate") == "8"
+            assert page.inner_text("#split-share") == "30%"
+            assert page.inner_text("#split-mode") == "manual (burstWeight)"
+            assert page.inner_text("#split-error") == ""
+            # `pulumi config set burstWeight 60 && pulumi up`: kubelet updates the mounted file, no restart.
+            intent.write_text(intent_document(worker_route("meshburst", 60), "pulumi", "burst", {}))
+            page.wait_for_function("() => document.getElementById('split-share').textContent === '60%'", timeout=5_000)
+            # A file that says nothing readable: the last split stays, with the reason.
+            intent.write_text("{}")
+            page.wait_for_function("() => document.getElementById('split-error').textContent !== ''", timeout=5_000)
+            assert page.inner_text("#split-error") == f"{intent}: the intent has no share from 0 to 100 (got None)"
+            assert page.inner_text("#split-share") == "60%"
+            # Set elsewhere: the field follows, as long as nobody is typing in it.
+            set_rate(frontend, 12)
+            page.wait_for_function("() => document.getElementById('rate').value === '12'", timeout=5_000)
+            page.fill("#rate", "3")
+            set_rate(frontend, 0)
+            page.wait_for_function("() => document.getElementById('stat-rate').textContent === '0'", timeout=5_000)
+            assert page.input_value("#rate") == "3", "what someone is typing is not overwritten"
+            page.screenshot(path=str(tmp_path / "hashr-manual-split.png"))
+
+
+def test_page_shows_the_burst_controllers_split_and_mode_and_follows_it(tmp_path):
+    controller = ControllerStatus(dict(BURST_STATUS))
+    try:
+        with (
+            RedisServer(tmp_path) as bus,
+            start_frontend(
+                "frontend-auto-split",
+                tmp_path,
+                REDIS_URL=bus.url,
+                SPLIT_MODE="auto",
+                SPLIT_STATUS_URL=controller.url,
+                SPLIT_POLL_SECONDS="0.2",
+            ) as frontend,
+            chromium() as browser,
+        ):
+            page = browser.new_page()
+            page.goto(frontend.url + "/")
+            page.wait_for_function("() => document.getElementById('split-share').textContent === '100%'", timeout=5_000)
+            assert page.inner_text("#split-mode") == "auto (burst controller: burst)"
+            assert page.input_value("#rate") == "0"
+            controller.status = {**BURST_STATUS, "mode": "natural", "weight": "0"}
+            page.wait_for_function("() => document.getElementById('split-share').textContent === '0%'", timeout=5_000)
+            assert page.inner_text("#split-mode") == "auto (burst controller: natural)"
+            # The controller away: the last split stays, with the reason it may be stale; the work goes on.
+            controller.stop()
+            page.wait_for_function("() => document.getElementById('split-error').textContent !== ''", timeout=5_000)
+            assert page.inner_text("#split-error").startswith(f"burst controller status {controller.url}: ")
+            assert page.inner_text("#split-share") == "0%"
+            assert ready(frontend)
+    finally:
+        controller.server.server_close()

@@ -23,14 +23,53 @@ def split(run: Run) -> dict[str, int]:
     return {r["destination"]["subset"]: r["weight"] for r in rule["route"]}
 
 
-def test_auto_mode_hands_the_weights_to_the_controller(auto_run: Run, primary_run: Run):
-    vs = auto_run.one("kubernetes:networking.istio.io/v1:VirtualService", "worker-split-virtual-service")
-    assert vs.ignore_changes == ["spec.http[0].route[0].weight", "spec.http[0].route[1].weight"]
-    manual = primary_run.one("kubernetes:networking.istio.io/v1:VirtualService", "worker-split-virtual-service")
-    assert manual.ignore_changes == []
-    # Back in manual mode Pulumi takes the weights back from burstwatch's field manager, not a conflict.
-    assert "annotations" not in vs.get("metadata"), "in auto mode Pulumi must never force the controller's weights"
-    assert manual.get("metadata.annotations") == {"pulumi.com/patchForce": "true"}
+def test_auto_mode_hands_the_route_to_the_controller_with_its_settings(auto_run: Run):
+    assert [r for r in auto_run.of_type(VS) if r.name == "worker-split-virtual-service"] == []
+    intent = json.loads(auto_run.one("kubernetes:core/v1:ConfigMap", "worker-split-intent").get("data")["intent.json"])
+    assert intent["writer"] == "controller" and intent["policy"] == "burst"
+    assert intent["settings"] == {
+        "policy": "switch",
+        "highRps": 25.0,
+        "lowRps": 12.5,
+        "capacityRps": 40.0,
+        "minDwellSeconds": 15,
+        "burstShare": 100,
+        "window": "30s",
+        "fastWindow": "15s",
+        "shareStep": 5,
+        "headroomPercent": 10,
+        "hysteresisPercent": 10,
+        "leadPercent": 50,
+        "reporter": "source",
+        "destinationService": "worker-service.meshburst.svc.cluster.local",
+        "sourceWorkload": "frontend",
+    }
+    assert intent["route"]["name"] == "worker-split" and intent["route"]["share_to_second"] == 0
+
+
+def intent_settings(run: Run) -> dict:
+    config_map = run.one("kubernetes:core/v1:ConfigMap", "worker-split-intent")
+    return json.loads(config_map.get("data")["intent.json"])["settings"]
+
+
+def test_the_overflow_policy_and_the_primary_s_capacity_reach_the_controller_s_intent():
+    run = run_stack("primary", {"burstMode": "auto", "burstPolicy": "overflow", "primaryCapacityRps": "55.5"})
+    settings = intent_settings(run)
+    assert (settings["policy"], settings["capacityRps"]) == ("overflow", 55.5)
+    from apps.controller.burst import parse_settings
+
+    parsed = parse_settings(settings)  # what the controller makes of it
+    assert (parsed.policy, parsed.capacity_rps, parsed.primary_target_rps) == ("overflow", 55.5, pytest.approx(49.95))
+
+
+def test_changing_the_policy_changes_only_the_intent():
+    def inputs(policy: str) -> dict[str, str]:
+        run = run_stack("primary", {"burstMode": "auto", "burstPolicy": policy})
+        return {r.urn: json.dumps(r.inputs, sort_keys=True) for r in run.resources}
+
+    switch, overflow = inputs("switch"), inputs("overflow")
+    assert switch.keys() == overflow.keys()
+    assert [u.split("::")[-1] for u in switch if switch[u] != overflow[u]] == ["worker-split-intent"]
 
 
 def test_worker_split_subsets_by_cluster_type_with_random_balancing(primary_run: Run):
@@ -55,11 +94,13 @@ def test_burst_weight_sets_the_split(burst_weight: int):
     assert split(run) == {"primary": 100 - burst_weight, "burst": burst_weight}
 
 
-def test_changing_burst_weight_moves_only_the_worker_virtual_service():
+def test_changing_burst_weight_moves_only_the_worker_route():
     def inputs(weight: str) -> dict[str, str]:
         run = run_stack("primary", {"burstWeight": weight})
         return {r.urn: json.dumps(r.inputs, sort_keys=True) for r in run.resources}
 
     at_0, at_50 = inputs("0"), inputs("50")
     assert at_0.keys() == at_50.keys()
-    assert [u.split("::")[-1] for u in at_0 if at_0[u] != at_50[u]] == ["worker-split-virtual-service"]
+    # The VirtualService, and the intent the Hashr page reads the share from (mounted: the frontend is not restarted).
+    changed = sorted(u.split("::")[-1] for u in at_0 if at_0[u] != at_50[u])
+    assert changed == ["worker-split-intent", "worker-split-virtual-service"]
