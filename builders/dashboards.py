@@ -16,7 +16,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from grafana_foundation_sdk.builders import common as common_builder
 from grafana_foundation_sdk.builders import dashboard as dashboard_builder
@@ -37,9 +37,6 @@ from grafana_foundation_sdk.models.dashboard import (
 from apps.contract import APPS_NAMESPACE
 from apps.worker.contract import FRONTEND_APP, RATE_WINDOW, WORKER_ROUTE, WORKER_SERVICE
 from builders.istio import ISTIO_NAMESPACE
-
-if TYPE_CHECKING:
-    from config.settings import Settings
 
 ISTIO_DASHBOARDS_DIR = Path(__file__).resolve().parent.parent / "dashboards" / "istio"
 ISTIO_DASHBOARDS = {
@@ -137,20 +134,6 @@ class DashboardSettings:
     low_rps: float = 10.0
     rate_window: str = RATE_WINDOW
     """The window the burst controller measures the offered rate over."""
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> DashboardSettings:
-        """The dashboard of a primary stack's settings: a weight is shown as configured in the manual modes."""
-        canary = settings.canary
-        return cls(
-            canary_weight=settings.canary_weight if canary.mode == "manual" else None,
-            canary_steps=canary.steps,
-            max_error_percent=canary.max_error_percent,
-            max_p99_ms=canary.max_p99_ms,
-            burst_weight=settings.burst_weight if settings.burst_mode == "manual" else None,
-            high_rps=settings.burst_high_rps,
-            low_rps=settings.burst_low_rps,
-        )
 
     @property
     def canary_controlled(self) -> bool:

@@ -113,7 +113,8 @@ class IstioControlPlane(pulumi.ComponentResource):
         self.istiod_address = istiod_ip.address
         self.ingress_ip = ingress_ip.address
         self.apps_namespace = args["apps_namespace"]
-        # Apps depend on these: the namespace exists and the ingress gateway is there to bind Gateways to.
-        self.ready = [core.apps_namespace, ingress]
+        # Apps depend on the namespace, which waits for istiod, so every pod is injected. Not on the ingress gateway:
+        # a Gateway binds to its pods whenever they come, and waiting for its load balancer cost the deploy ~1 min.
+        self.ready = [core.apps_namespace]
         self.system_namespace = core.system_namespace
         self.register_outputs({"istiodAddress": self.istiod_address, "ingressIp": self.ingress_ip, "ready": self.ready})

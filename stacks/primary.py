@@ -19,6 +19,21 @@ from components.observability import ObservabilityAddons
 from config.settings import Settings
 
 
+def dashboard_settings(settings: Settings) -> DashboardSettings:
+    """What the meshburst dashboard draws for this stack: a weight is shown as configured in the manual modes; in
+    progressive or auto mode the controller's own gauges show it."""
+    canary = settings.canary
+    return DashboardSettings(
+        canary_weight=settings.canary_weight if canary.mode == "manual" else None,
+        canary_steps=canary.steps,
+        max_error_percent=canary.max_error_percent,
+        max_p99_ms=canary.max_p99_ms,
+        burst_weight=settings.burst_weight if settings.burst_mode == "manual" else None,
+        high_rps=settings.burst_high_rps,
+        low_rps=settings.burst_low_rps,
+    )
+
+
 def build_primary(settings: Settings) -> dict[str, Any]:
     """Register the primary stack's resources and return its outputs (see DESIGN.md, outputs contract)."""
     images = ImageRegistry(
@@ -80,7 +95,7 @@ def build_primary(settings: Settings) -> dict[str, Any]:
             "grafana": settings.addons.grafana,
             "kiali": settings.addons.kiali,
             "istio_version": settings.istio_version,
-            "dashboards": DashboardSettings.from_settings(settings),
+            "dashboards": dashboard_settings(settings),
         },
         # Only their namespace: they run in istio-system without sidecars and create no Istio object, so they
         # need neither istiod nor the apps' namespace nor the ingress gateway. (They waited for the last two,

@@ -155,24 +155,6 @@ def test_controller_panels_appear_only_in_the_modes_a_controller_runs():
     assert rows == ["Canary: shark v1 -> v2", "Burst: worker split between the clusters"]
 
 
-def test_from_settings_shows_configured_weights_only_in_the_manual_modes():
-    from config.settings import parse_settings
-    from tools.mockrun import base_config
-
-    manual = DashboardSettings.from_settings(parse_settings(base_config("primary"), "primary"))
-    assert (manual.canary_weight, manual.burst_weight, manual.high_rps, manual.low_rps) == (20, 0, 15.0, 10.0)
-    raw = {
-        **base_config("primary"),
-        "meshburst:canaryMode": "progressive",
-        "meshburst:burstMode": "auto",
-        "meshburst:burstHighRps": "40",
-        "meshburst:canaryMaxP99Ms": "250",
-    }
-    controlled = DashboardSettings.from_settings(parse_settings(raw, "primary"))
-    assert (controlled.canary_weight, controlled.burst_weight) == (None, None)
-    assert (controlled.high_rps, controlled.max_p99_ms) == (40.0, 250.0)
-
-
 # Every panel's query, against a real Prometheus
 
 
