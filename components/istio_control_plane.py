@@ -91,7 +91,7 @@ class IstioControlPlane(pulumi.ComponentResource):
             args["apps_namespace"],
         )
         # Gateways are injected by istiod's webhook, so they come after istiod is ready.
-        ingress = istio_release(
+        istio_release(
             f"{name}-ingress",
             INGRESS_GATEWAY,
             "gateway",
